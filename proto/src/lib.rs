@@ -1,0 +1,17 @@
+//! Generated protobuf types for Hearth.
+//!
+//! This crate holds only the `.proto` files (in `proto/`) and what prost
+//! generates from them. Other crates validate these types into domain types
+//! with `TryFrom` before they cross a public API.
+#![forbid(unsafe_code)]
+
+/// The client <-> relay protocol (`proto/relay.proto`).
+pub mod relay {
+    #![allow(
+        missing_docs,
+        unreachable_pub,
+        clippy::all,
+        missing_debug_implementations
+    )]
+    include!(concat!(env!("OUT_DIR"), "/hearth.relay.v1.rs"));
+}

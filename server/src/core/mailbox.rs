@@ -1,0 +1,133 @@
+//! One mailbox as the core sees it: owner key, send tokens, the index of
+//! waiting envelopes, and its prekey queues.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+
+use super::rate::Bucket;
+use crate::ids::{ConnId, PrekeyKind, TokenHash};
+use crate::store::{EnvelopeMeta, MailboxRecord};
+
+/// Most send tokens one mailbox may hold.
+pub(crate) const MAX_SEND_TOKENS: usize = 4096;
+
+/// A waiting envelope; `durable` once the batch that stored it committed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Waiting {
+    pub(crate) meta: EnvelopeMeta,
+    pub(crate) durable: bool,
+}
+
+/// One queue of one-time prekeys: `(index, durable)`, oldest first.
+#[derive(Debug, Default)]
+pub(crate) struct PrekeyQueue {
+    entries: VecDeque<(u64, bool)>,
+}
+
+impl PrekeyQueue {
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub(crate) fn push(&mut self, index: u64, durable: bool) {
+        self.entries.push_back((index, durable));
+    }
+
+    /// Whether the oldest prekey is durable (so `take` would succeed).
+    pub(crate) fn peek_durable(&self) -> bool {
+        matches!(self.entries.front(), Some((_, true)))
+    }
+
+    /// Takes the oldest durable prekey.
+    pub(crate) fn take(&mut self) -> Option<u64> {
+        match self.entries.front() {
+            Some((index, true)) => {
+                let index = *index;
+                self.entries.pop_front();
+                Some(index)
+            }
+            _ => None,
+        }
+    }
+
+    pub(crate) fn mark_durable(&mut self, index: u64) {
+        if let Some(entry) = self.entries.iter_mut().find(|(i, _)| *i == index) {
+            entry.1 = true;
+        }
+    }
+}
+
+/// The prekey directory entry of a mailbox. The pieces are opaque to the
+/// relay; only their presence is tracked here.
+#[derive(Debug, Default)]
+pub(crate) struct Prekeys {
+    /// `Some(durable)` once a signed bundle was published.
+    pub(crate) signed_bundle: Option<bool>,
+    /// `Some(durable)` once a last-resort ML-KEM prekey was published.
+    pub(crate) last_resort: Option<bool>,
+    pub(crate) one_time: PrekeyQueue,
+    pub(crate) one_time_pq: PrekeyQueue,
+    pub(crate) next_index: u64,
+}
+
+impl Prekeys {
+    pub(crate) fn queue_mut(&mut self, kind: PrekeyKind) -> &mut PrekeyQueue {
+        match kind {
+            PrekeyKind::OneTimeX25519 => &mut self.one_time,
+            PrekeyKind::OneTimePq => &mut self.one_time_pq,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Mailbox {
+    pub(crate) record: MailboxRecord,
+    pub(crate) tokens: HashSet<TokenHash>,
+    pub(crate) waiting: BTreeMap<u64, Waiting>,
+    /// Bytes of all waiting envelopes (quota).
+    pub(crate) bytes: u64,
+    /// Connections authenticated as this mailbox's owner.
+    pub(crate) subscribers: Vec<ConnId>,
+    pub(crate) prekeys: Prekeys,
+    /// Limits bundle fetches, which consume one-time prekeys.
+    pub(crate) fetch_limit: Option<Bucket>,
+}
+
+impl Mailbox {
+    pub(crate) fn new(record: MailboxRecord) -> Self {
+        Self {
+            record,
+            tokens: HashSet::new(),
+            waiting: BTreeMap::new(),
+            bytes: 0,
+            subscribers: Vec::new(),
+            prekeys: Prekeys::default(),
+            fetch_limit: None,
+        }
+    }
+
+    pub(crate) fn insert_waiting(&mut self, seq: u64, meta: EnvelopeMeta, durable: bool) {
+        self.bytes += u64::from(meta.size);
+        if let Some(old) = self.waiting.insert(seq, Waiting { meta, durable }) {
+            self.bytes -= u64::from(old.meta.size);
+        }
+    }
+
+    /// Removes a durable waiting envelope; a not yet durable one stays (no
+    /// client can have seen it).
+    pub(crate) fn remove_durable(&mut self, seq: u64) -> Option<EnvelopeMeta> {
+        match self.waiting.get(&seq) {
+            Some(w) if w.durable => {
+                let meta = w.meta;
+                self.waiting.remove(&seq);
+                self.bytes -= u64::from(meta.size);
+                Some(meta)
+            }
+            _ => None,
+        }
+    }
+
+    /// Would one more envelope of `size` bytes exceed the quotas?
+    pub(crate) fn is_full(&self, size: u32, max_envelopes: u32, max_bytes: u64) -> bool {
+        self.waiting.len() >= max_envelopes as usize || self.bytes + u64::from(size) > max_bytes
+    }
+}

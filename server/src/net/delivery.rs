@@ -1,0 +1,253 @@
+//! Deliveries: relay-opened unidirectional streams, one `Delivery` frame
+//! each (DESIGN.md section 3).
+//!
+//! Every connection has one delivery task. It sleeps on a [`Notify`] that the
+//! writer pokes when a commit made envelopes deliverable on the connection
+//! (and that a request task pokes after authenticating), then drains
+//! [`crate::core::RelayCore::poll_delivery`]: for each plan it reads the
+//! envelopes and their bodies from the store on a blocking thread and writes
+//! them as one frame on a new stream. It never waits for the peer to
+//! acknowledge a stream (`stopped()`): the client's `Ack` request does that.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::Bytes;
+use hearth_proto::relay as pb;
+use hearth_protocol::frame;
+use quinn::Connection;
+use tokio::sync::Notify;
+use tracing::{debug, error};
+
+use super::{CLOSE_INTERNAL, Shell};
+use crate::core::DeliveryPlan;
+use crate::ids::ConnId;
+use crate::store::{MailboxStore, StoreError};
+
+/// The delivery wake-ups of live connections, shared by the request tasks
+/// and the writer thread.
+#[derive(Debug, Default)]
+pub(crate) struct Wakers(Mutex<HashMap<ConnId, Arc<Notify>>>);
+
+impl Wakers {
+    /// Registers a new connection and returns its wake-up.
+    pub(crate) fn register(&self, conn: ConnId) -> Arc<Notify> {
+        let notify = Arc::new(Notify::new());
+        self.lock().insert(conn, Arc::clone(&notify));
+        notify
+    }
+
+    /// Forgets a closed connection.
+    pub(crate) fn remove(&self, conn: ConnId) {
+        self.lock().remove(&conn);
+    }
+
+    /// Wakes the delivery tasks of these connections. A wake-up that arrives
+    /// while a task is busy is kept, so none is lost.
+    pub(crate) fn wake(&self, conns: &[ConnId]) {
+        if conns.is_empty() {
+            return;
+        }
+        let wakers = self.lock();
+        for conn in conns {
+            if let Some(notify) = wakers.get(conn) {
+                notify.notify_one();
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ConnId, Arc<Notify>>> {
+        // The map holds no invariant a panic could break.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Why a delivery could not be made.
+#[derive(Debug, thiserror::Error)]
+enum DeliveryError {
+    /// Reading envelopes or bodies from the store failed.
+    #[error("could not read envelopes for delivery: {0}")]
+    Store(#[from] StoreError),
+    /// The blocking read task panicked or was cancelled.
+    #[error("the envelope reader task failed")]
+    Reader,
+    /// Opening or writing the stream failed (the connection is going away).
+    #[error("could not write a delivery: {0}")]
+    Write(String),
+}
+
+/// The delivery task of one connection; returns when the connection closes.
+pub(super) async fn run(
+    shell: Arc<Shell>,
+    conn: ConnId,
+    connection: Connection,
+    wake: Arc<Notify>,
+) {
+    loop {
+        tokio::select! {
+            () = wake.notified() => {}
+            _ = connection.closed() => return,
+        }
+        match drain(&shell, conn, &connection).await {
+            Ok(()) => {}
+            Err(DeliveryError::Write(reason)) => {
+                debug!(?conn, %reason, "delivery stream failed");
+            }
+            Err(failure) => {
+                // The core counts these envelopes as in flight: only a
+                // reconnect redelivers them, so ask the client for one.
+                error!(?conn, error = %failure, "delivery failed; closing the connection");
+                connection.close(CLOSE_INTERNAL, b"delivery failed");
+                return;
+            }
+        }
+    }
+}
+
+/// Sends every delivery the core has for this connection now.
+async fn drain(
+    shell: &Arc<Shell>,
+    conn: ConnId,
+    connection: &Connection,
+) -> Result<(), DeliveryError> {
+    loop {
+        // A statement of its own, so the lock is released before any await.
+        let plan = shell.core().poll_delivery(conn);
+        let Some(plan) = plan else { return Ok(()) };
+        let store = Arc::clone(&shell.store);
+        let delivery = tokio::task::spawn_blocking(move || read_delivery(store.as_ref(), &plan))
+            .await
+            .map_err(|_| DeliveryError::Reader)??;
+        if delivery.envelopes.is_empty() {
+            continue;
+        }
+        send(connection, &delivery).await?;
+    }
+}
+
+/// Reads a plan's envelopes and bodies into one `Delivery` frame. An
+/// envelope the store no longer has (acknowledged meanwhile) is skipped.
+fn read_delivery(
+    store: &dyn MailboxStore,
+    plan: &DeliveryPlan,
+) -> Result<pb::Delivery, StoreError> {
+    let mut envelopes = Vec::with_capacity(plan.envelopes.len());
+    for &(seq, meta) in &plan.envelopes {
+        let Some(record) = store.read_envelope(&plan.mailbox, seq)? else {
+            continue;
+        };
+        let Some(body) = store.read_body(record.meta.body_id)? else {
+            continue;
+        };
+        envelopes.push(pb::Envelope {
+            seq,
+            sealed_header: record.sealed_header,
+            body,
+            stored_at_ms: meta.stored_at,
+        });
+    }
+    Ok(pb::Delivery {
+        mailbox_id: Bytes::copy_from_slice(&plan.mailbox.0),
+        envelopes,
+    })
+}
+
+/// Writes one delivery on a new unidirectional stream.
+async fn send(connection: &Connection, delivery: &pb::Delivery) -> Result<(), DeliveryError> {
+    let write_failed = |failure: &dyn std::fmt::Display| DeliveryError::Write(failure.to_string());
+    let mut stream = connection.open_uni().await.map_err(|e| write_failed(&e))?;
+    stream
+        .write_all(&frame::encode_message(delivery))
+        .await
+        .map_err(|e| write_failed(&e))?;
+    stream.finish().map_err(|e| write_failed(&e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{BodyId, MailboxId};
+    use crate::store::memory::MemoryStore;
+    use crate::store::{Batch, EnvelopeMeta, EnvelopeRecord, Mutation};
+
+    fn meta(body: u64, stored_at: u64) -> EnvelopeMeta {
+        EnvelopeMeta {
+            body_id: BodyId(body),
+            stored_at,
+            expires_at: stored_at + 1000,
+            size: 10,
+        }
+    }
+
+    fn store_envelope(
+        mailbox: MailboxId,
+        seq: u64,
+        body: u64,
+        header: &'static [u8],
+    ) -> Vec<Mutation> {
+        vec![
+            Mutation::PutBody {
+                id: BodyId(body),
+                bytes: Bytes::from(format!("body {body}")),
+                refs: 1,
+            },
+            Mutation::PutEnvelope {
+                mailbox,
+                seq,
+                record: EnvelopeRecord {
+                    meta: meta(body, 100 + seq),
+                    sealed_header: Bytes::from_static(header),
+                },
+            },
+        ]
+    }
+
+    #[test]
+    fn delivery_holds_stored_envelopes_in_plan_order_and_skips_acknowledged_ones() {
+        let store = MemoryStore::default();
+        let mailbox = MailboxId([7; 32]);
+        let mut batch = Batch::default();
+        for mutation in store_envelope(mailbox, 1, 10, b"h1")
+            .into_iter()
+            .chain(store_envelope(mailbox, 3, 30, b"h3"))
+        {
+            batch.push(mutation);
+        }
+        store.commit(&[batch]).unwrap();
+        let plan = DeliveryPlan {
+            mailbox,
+            // Seq 2 was acknowledged (deleted) after the plan was made.
+            envelopes: vec![(1, meta(10, 101)), (2, meta(20, 102)), (3, meta(30, 103))],
+        };
+
+        let delivery = read_delivery(&store, &plan).unwrap();
+
+        assert_eq!(delivery.mailbox_id.as_ref(), &[7; 32]);
+        let seqs: Vec<u64> = delivery.envelopes.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [1, 3]);
+        assert_eq!(delivery.envelopes[0].sealed_header.as_ref(), b"h1");
+        assert_eq!(delivery.envelopes[1].body.as_ref(), b"body 30");
+        assert_eq!(delivery.envelopes[1].stored_at_ms, 103);
+    }
+
+    #[test]
+    fn wakers_keep_a_wake_up_for_a_busy_task_and_forget_removed_connections() {
+        let wakers = Wakers::default();
+        let notify = wakers.register(ConnId(1));
+        wakers.wake(&[ConnId(1), ConnId(2)]);
+        // The permit was stored: the next wait returns at once.
+        let woken = futures_now(notify.notified());
+        assert!(woken);
+        wakers.remove(ConnId(1));
+        wakers.wake(&[ConnId(1)]);
+        assert!(!futures_now(notify.notified()));
+    }
+
+    /// Polls a future once: true if it was ready.
+    fn futures_now(future: impl std::future::Future<Output = ()>) -> bool {
+        let mut future = std::pin::pin!(future);
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        future.as_mut().poll(&mut context).is_ready()
+    }
+}

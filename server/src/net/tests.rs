@@ -1,0 +1,352 @@
+//! The shell over real sockets on 127.0.0.1, with a minimal pinning client:
+//! request streams, bad frames, deliveries, durability across a restart,
+//! registration tokens read afresh, the connection cap, graceful shutdown.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ed25519_dalek::{Signer as _, SigningKey};
+use hearth_proto::relay::{self as pb, ErrorCode, request::Kind as Req, response::Kind as Resp};
+use hearth_protocol::address::{Fingerprint, RelayAddress};
+use hearth_protocol::frame;
+use quinn::crypto::rustls::QuicClientConfig;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+
+use super::*;
+use crate::core::{RegistrationMode, auth_message};
+use crate::ids::TokenHash;
+
+const LIMIT: usize = 1 << 20;
+const WAIT: Duration = Duration::from_secs(10);
+
+fn config(dir: &Path, mode: RegistrationMode) -> Config {
+    Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        data_dir: dir.to_path_buf(),
+        udp_buffer_bytes: 256 * 1024,
+        ..Config::default()
+    }
+    .with_registration(mode)
+}
+
+/// Pins the relay's SPKI fingerprint, as real clients do.
+#[derive(Debug)]
+struct Pinned(Fingerprint);
+
+fn provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::ring::default_provider()
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let (_, cert) = x509_parser::parse_x509_certificate(end_entity).unwrap();
+        if Fingerprint::of_spki(cert.public_key().raw) == self.0 {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General("fingerprint mismatch".into()))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("TLS 1.2 is not offered".into()))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algorithms = provider().signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+async fn try_connect(
+    relay: &RelayAddress,
+    at: SocketAddr,
+) -> Result<quinn::Connection, quinn::ConnectionError> {
+    let mut crypto = rustls::ClientConfig::builder_with_provider(Arc::new(provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Pinned(relay.fingerprint)))
+        .with_no_client_auth();
+    crypto.alpn_protocols = vec![b"hearth/1".to_vec()];
+    let client = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(crypto).unwrap()));
+    let endpoint = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+    endpoint
+        .connect_with(client, at, "hearth-relay")
+        .unwrap()
+        .await
+}
+
+async fn connect(relay: &RunningRelay) -> quinn::Connection {
+    tokio::time::timeout(WAIT, try_connect(&relay.address(), relay.local_addr()))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn raw_request(connection: &quinn::Connection, bytes: &[u8]) -> pb::Response {
+    let (mut send, mut recv) = connection.open_bi().await.unwrap();
+    send.write_all(bytes).await.unwrap();
+    send.finish().unwrap();
+    let answer = tokio::time::timeout(WAIT, recv.read_to_end(LIMIT))
+        .await
+        .unwrap()
+        .unwrap();
+    frame::decode_message(&answer, LIMIT).unwrap()
+}
+
+async fn request(connection: &quinn::Connection, kind: Req) -> Resp {
+    let request = pb::Request {
+        version: 1,
+        kind: Some(kind),
+    };
+    raw_request(connection, &frame::encode_message(&request))
+        .await
+        .kind
+        .unwrap()
+}
+
+fn error_code(response: Resp) -> ErrorCode {
+    match response {
+        Resp::Error(error) => ErrorCode::try_from(error.code).unwrap(),
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+/// The proof of owning `key` on this connection.
+async fn proof(connection: &quinn::Connection, key: &SigningKey) -> Bytes {
+    let Resp::Challenge(challenge) =
+        request(connection, Req::GetChallenge(pb::GetChallenge {})).await
+    else {
+        panic!("expected a challenge");
+    };
+    let mut exporter = [0u8; 32];
+    connection
+        .export_keying_material(&mut exporter, EXPORTER_LABEL, b"")
+        .unwrap();
+    let challenge: [u8; 32] = challenge.challenge.as_ref().try_into().unwrap();
+    Bytes::copy_from_slice(&key.sign(&auth_message(&challenge, &exporter)).to_bytes())
+}
+
+async fn register(
+    connection: &quinn::Connection,
+    key: &SigningKey,
+    mailbox: [u8; 32],
+    token: &str,
+) -> Resp {
+    let register = pb::Register {
+        mailbox_id: Bytes::copy_from_slice(&mailbox),
+        mailbox_key: Bytes::copy_from_slice(key.verifying_key().as_bytes()),
+        signature: proof(connection, key).await,
+        registration_token: token.to_owned(),
+    };
+    request(connection, Req::Register(register)).await
+}
+
+async fn next_delivery(connection: &quinn::Connection) -> pb::Delivery {
+    let mut stream = tokio::time::timeout(WAIT, connection.accept_uni())
+        .await
+        .unwrap()
+        .unwrap();
+    let bytes = stream.read_to_end(LIMIT).await.unwrap();
+    frame::decode_message(&bytes, LIMIT).unwrap()
+}
+
+#[tokio::test]
+async fn requests_are_answered_and_bad_frames_refused_on_their_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RunningRelay::start(config(dir.path(), RegistrationMode::Open))
+        .await
+        .unwrap();
+    assert_eq!(relay.address().port, relay.local_addr().port());
+    let connection = connect(&relay).await;
+
+    let Resp::Challenge(challenge) =
+        request(&connection, Req::GetChallenge(pb::GetChallenge {})).await
+    else {
+        panic!("expected a challenge");
+    };
+    assert_eq!(challenge.challenge.len(), 32);
+    assert_eq!(
+        error_code(raw_request(&connection, &[0xff; 11]).await.kind.unwrap()),
+        ErrorCode::BadFrame
+    );
+    let mut oversized = Vec::new();
+    prost::encoding::encode_varint(1 << 30, &mut oversized);
+    assert_eq!(
+        error_code(raw_request(&connection, &oversized).await.kind.unwrap()),
+        ErrorCode::FrameTooLarge
+    );
+    // The connection survives bad frames.
+    assert!(matches!(
+        request(&connection, Req::GetChallenge(pb::GetChallenge {})).await,
+        Resp::Challenge(_)
+    ));
+    assert_eq!(relay.stats().connections, 1);
+
+    relay.shutdown().await.unwrap();
+    match tokio::time::timeout(WAIT, connection.closed())
+        .await
+        .unwrap()
+    {
+        quinn::ConnectionError::ApplicationClosed(close) => {
+            assert_eq!(close.error_code, CLOSE_SHUTTING_DOWN);
+            assert_eq!(close.reason.as_ref(), b"relay shutting down");
+        }
+        other => panic!("expected an application close, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_unacknowledged_envelope_survives_a_restart_and_is_delivered_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let mailbox = [9u8; 32];
+    let relay = RunningRelay::start(config(dir.path(), RegistrationMode::Open))
+        .await
+        .unwrap();
+    let owner = connect(&relay).await;
+    assert!(matches!(
+        register(&owner, &key, mailbox, "").await,
+        Resp::Registered(_)
+    ));
+    let add = pb::AddSendToken {
+        mailbox_id: Bytes::copy_from_slice(&mailbox),
+        token_hash: Bytes::copy_from_slice(&TokenHash::of(b"send token").0),
+    };
+    assert!(matches!(
+        request(&owner, Req::AddSendToken(add)).await,
+        Resp::Done(_)
+    ));
+
+    let sender = connect(&relay).await;
+    let send = pb::Send {
+        client_message_id: Bytes::from_static(&[1; 16]),
+        body: Bytes::from_static(b"sealed body"),
+        recipients: vec![pb::Recipient {
+            mailbox_id: Bytes::copy_from_slice(&mailbox),
+            send_token: Bytes::from_static(b"send token"),
+            sealed_header: Bytes::from_static(b"sealed header"),
+        }],
+    };
+    let Resp::SendResult(result) = request(&sender, Req::Send(send)).await else {
+        panic!("expected a send result")
+    };
+    assert_eq!(result.results[0].code, i32::from(ErrorCode::Unspecified));
+    let delivery = next_delivery(&owner).await;
+    assert_eq!(delivery.mailbox_id.as_ref(), &mailbox);
+    assert_eq!(delivery.envelopes[0].body.as_ref(), b"sealed body");
+    let seq = delivery.envelopes[0].seq;
+    relay.shutdown().await.unwrap();
+
+    // Same data folder: the store must have been closed by shutdown.
+    let relay = RunningRelay::start(config(dir.path(), RegistrationMode::Open))
+        .await
+        .unwrap();
+    assert_eq!(relay.stats().envelopes, 1);
+    let owner = connect(&relay).await;
+    let authenticate = pb::Authenticate {
+        mailbox_id: Bytes::copy_from_slice(&mailbox),
+        signature: proof(&owner, &key).await,
+    };
+    assert!(matches!(
+        request(&owner, Req::Authenticate(authenticate)).await,
+        Resp::Authenticated(_)
+    ));
+    let again = next_delivery(&owner).await;
+    assert_eq!(again.envelopes[0].seq, seq);
+    assert_eq!(again.envelopes[0].sealed_header.as_ref(), b"sealed header");
+    let ack = pb::Ack {
+        mailbox_id: Bytes::copy_from_slice(&mailbox),
+        seqs: vec![seq],
+    };
+    assert!(matches!(
+        request(&owner, Req::Ack(ack)).await,
+        Resp::Acked(pb::Acked { deleted: 1 })
+    ));
+    assert_eq!(relay.stats().envelopes, 0);
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_registration_token_issued_while_running_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RunningRelay::start(config(dir.path(), RegistrationMode::Token))
+        .await
+        .unwrap();
+    let connection = connect(&relay).await;
+    let key = SigningKey::from_bytes(&[5; 32]);
+    let refused = register(&connection, &key, [1; 32], "hrt_not_issued").await;
+    assert!(matches!(refused, Resp::Error(_)), "{refused:?}");
+
+    let token =
+        crate::registration::create(dir.path(), 1, None, now_ms(), &mut rand::rng()).unwrap();
+    assert!(matches!(
+        register(&connection, &key, [1; 32], &token).await,
+        Resp::Registered(_)
+    ));
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_are_refused_until_a_slot_frees() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RunningRelay::start(Config {
+        max_connections: 1,
+        ..config(dir.path(), RegistrationMode::Open)
+    })
+    .await
+    .unwrap();
+    let first = connect(&relay).await;
+    assert!(matches!(
+        request(&first, Req::GetChallenge(pb::GetChallenge {})).await,
+        Resp::Challenge(_)
+    ));
+    let refused = tokio::time::timeout(WAIT, try_connect(&relay.address(), relay.local_addr()))
+        .await
+        .unwrap();
+    assert!(refused.is_err(), "a second connection is over the cap");
+
+    first.close(VarInt::from_u32(0), b"bye");
+    let mut admitted = None;
+    for _ in 0..50 {
+        if let Ok(connection) = try_connect(&relay.address(), relay.local_addr()).await {
+            admitted = Some(connection);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let admitted = admitted.expect("a slot frees once the first connection closes");
+    assert!(matches!(
+        request(&admitted, Req::GetChallenge(pb::GetChallenge {})).await,
+        Resp::Challenge(_)
+    ));
+    relay.shutdown().await.unwrap();
+}

@@ -1,0 +1,204 @@
+//! Durable storage behind the relay core.
+//!
+//! The core owns the relay's logic and keeps the metadata it needs in memory;
+//! a [`MailboxStore`] is the durable record of it. At start-up the core is
+//! rebuilt from [`MailboxStore::load`]; afterwards every change the core makes
+//! reaches the store as a [`Batch`] of [`Mutation`]s, and the store commits
+//! groups of batches atomically and durably. Envelope headers, bodies and
+//! prekeys are only read back when they are delivered or fetched.
+//!
+//! Keys are big-endian `mailbox ‖ seq` so that a mailbox's envelopes are one
+//! ordered range. A PostgreSQL backend implements the same trait with one
+//! transaction per [`MailboxStore::commit`].
+
+pub mod fjall;
+pub mod memory;
+
+use bytes::Bytes;
+
+use crate::ids::{BodyId, ClientMessageId, MailboxId, Millis, PrekeyKind, TokenHash};
+
+/// Storage failed. After a failed commit the relay stops: whether the data
+/// reached the disk is unknown, and restarting from the store is the only
+/// state that is known to be true.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The underlying store reported an I/O or engine error.
+    #[error("storage engine error: {0}")]
+    Engine(String),
+    /// A stored record could not be decoded (corruption or a newer format).
+    #[error("stored record is corrupt or from an unknown format: {0}")]
+    Corrupt(&'static str),
+}
+
+/// A registered mailbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MailboxRecord {
+    /// The owner's Ed25519 public key.
+    pub key: [u8; 32],
+    /// When the mailbox was registered.
+    pub created_at: Millis,
+    /// The next sequence number to assign.
+    pub next_seq: u64,
+}
+
+/// Metadata of a stored envelope: what the core keeps in memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EnvelopeMeta {
+    /// The shared body.
+    pub body_id: BodyId,
+    /// When the relay stored it.
+    pub stored_at: Millis,
+    /// When it expires unacknowledged.
+    pub expires_at: Millis,
+    /// Bytes it counts against the mailbox quota (body plus sealed header).
+    pub size: u32,
+}
+
+/// A stored envelope as read back for delivery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnvelopeRecord {
+    /// Its metadata.
+    pub meta: EnvelopeMeta,
+    /// The per-recipient sealed header (opaque).
+    pub sealed_header: Bytes,
+}
+
+/// What the relay remembers of a send, to answer a retry identically.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SendRecord {
+    /// When the record may be forgotten.
+    pub expires_at: Millis,
+    /// Per-recipient result codes (`hearth_proto::relay::ErrorCode` as i32).
+    pub results: Vec<i32>,
+}
+
+/// One change to durable state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mutation {
+    /// Create or update a mailbox.
+    PutMailbox(MailboxId, MailboxRecord),
+    /// Allow a send token for a mailbox.
+    PutSendToken(MailboxId, TokenHash),
+    /// Revoke a send token.
+    DeleteSendToken(MailboxId, TokenHash),
+    /// Store a body with its initial reference count.
+    PutBody {
+        /// Its id.
+        id: BodyId,
+        /// The opaque bytes.
+        bytes: Bytes,
+        /// How many envelopes refer to it.
+        refs: u32,
+    },
+    /// Change a body's reference count (never to zero: see `DeleteBody`).
+    SetBodyRefs(BodyId, u32),
+    /// Delete a body and its reference count.
+    DeleteBody(BodyId),
+    /// Store an envelope.
+    PutEnvelope {
+        /// Its mailbox.
+        mailbox: MailboxId,
+        /// Its sequence number in the mailbox.
+        seq: u64,
+        /// The envelope.
+        record: EnvelopeRecord,
+    },
+    /// Delete an envelope (acknowledged or expired).
+    DeleteEnvelope(MailboxId, u64),
+    /// Replace a mailbox's signed prekey bundle.
+    PutSignedBundle(MailboxId, Bytes),
+    /// Replace a mailbox's last-resort ML-KEM prekey.
+    PutLastResort(MailboxId, Bytes),
+    /// Add a one-time prekey at an index of its queue.
+    PutPrekey(MailboxId, PrekeyKind, u64, Bytes),
+    /// Remove a one-time prekey (fetched).
+    DeletePrekey(MailboxId, PrekeyKind, u64),
+    /// Remember a send's result for retries.
+    PutSendRecord(ClientMessageId, SendRecord),
+    /// Forget an expired send record.
+    DeleteSendRecord(ClientMessageId),
+    /// Record how many times a registration token has been used.
+    PutRegistrationUses(TokenHash, u32),
+}
+
+/// Mutations that commit together, all or nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Batch {
+    /// The changes, applied in order.
+    pub mutations: Vec<Mutation>,
+}
+
+impl Batch {
+    /// True when there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.mutations.is_empty()
+    }
+
+    /// Appends a mutation.
+    pub fn push(&mut self, mutation: Mutation) {
+        self.mutations.push(mutation);
+    }
+}
+
+/// Everything the core needs in memory, read at start-up.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Registered mailboxes.
+    pub mailboxes: Vec<(MailboxId, MailboxRecord)>,
+    /// Allowed send tokens.
+    pub send_tokens: Vec<(MailboxId, TokenHash)>,
+    /// Stored envelopes, in key order (mailbox, then seq).
+    pub envelopes: Vec<(MailboxId, u64, EnvelopeMeta)>,
+    /// Reference counts of stored bodies.
+    pub body_refs: Vec<(BodyId, u32)>,
+    /// Mailboxes with a signed bundle.
+    pub signed_bundles: Vec<MailboxId>,
+    /// Mailboxes with a last-resort prekey.
+    pub last_resorts: Vec<MailboxId>,
+    /// One-time prekeys, in key order (mailbox, kind, index).
+    pub prekeys: Vec<(MailboxId, PrekeyKind, u64)>,
+    /// Remembered sends.
+    pub send_records: Vec<(ClientMessageId, SendRecord)>,
+    /// Registration token uses.
+    pub registration_uses: Vec<(TokenHash, u32)>,
+}
+
+/// Durable storage of relay state. Implementations are used from blocking
+/// threads (never from async tasks directly).
+pub trait MailboxStore: Send + Sync + 'static {
+    /// Reads everything the core keeps in memory.
+    fn load(&self) -> Result<Snapshot, StoreError>;
+
+    /// Applies the batches in order as one atomic write and makes it durable
+    /// (fdatasync or equivalent) before returning.
+    fn commit(&self, batches: &[Batch]) -> Result<(), StoreError>;
+
+    /// Reads one envelope for delivery.
+    fn read_envelope(
+        &self,
+        mailbox: &MailboxId,
+        seq: u64,
+    ) -> Result<Option<EnvelopeRecord>, StoreError>;
+
+    /// Reads a body for delivery.
+    fn read_body(&self, id: BodyId) -> Result<Option<Bytes>, StoreError>;
+
+    /// Reads a mailbox's signed prekey bundle.
+    fn read_signed_bundle(&self, mailbox: &MailboxId) -> Result<Option<Bytes>, StoreError>;
+
+    /// Reads a mailbox's last-resort ML-KEM prekey.
+    fn read_last_resort(&self, mailbox: &MailboxId) -> Result<Option<Bytes>, StoreError>;
+
+    /// Reads one one-time prekey.
+    fn read_prekey(
+        &self,
+        mailbox: &MailboxId,
+        kind: PrekeyKind,
+        index: u64,
+    ) -> Result<Option<Bytes>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests;
