@@ -15,3 +15,26 @@ pub mod relay {
     )]
     include!(concat!(env!("OUT_DIR"), "/hearth.relay.v1.rs"));
 }
+
+/// The end-to-end messages between devices (`proto/e2e.proto`).
+pub mod e2e {
+    #![allow(
+        missing_docs,
+        unreachable_pub,
+        clippy::all,
+        missing_debug_implementations
+    )]
+    include!(concat!(env!("OUT_DIR"), "/hearth.e2e.v1.rs"));
+}
+
+/// Application content inside the encryption, and the invite link payload
+/// (`proto/content.proto`).
+pub mod content {
+    #![allow(
+        missing_docs,
+        unreachable_pub,
+        clippy::all,
+        missing_debug_implementations
+    )]
+    include!(concat!(env!("OUT_DIR"), "/hearth.content.v1.rs"));
+}

@@ -32,3 +32,4 @@ pub mod ratchet;
 pub mod sealed;
 pub mod sender_key;
 pub mod stored;
+pub mod wire;

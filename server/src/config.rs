@@ -55,7 +55,8 @@ pub struct Config {
     pub gso: bool,
     /// How often expired envelopes are swept (default 60 s).
     pub expiry_sweep: Duration,
-    /// Log filter in `tracing` env-filter syntax (default `info`).
+    /// Log filter in `tracing` env-filter syntax (default `info`, with the
+    /// storage engine's chatter at `warn`).
     pub log: String,
     /// Limits and policies of the relay core.
     pub core: CoreConfig,
@@ -75,7 +76,7 @@ impl Default for Config {
             udp_buffer_bytes: 8 * 1024 * 1024,
             gso: true,
             expiry_sweep: Duration::from_secs(60),
-            log: "info".to_owned(),
+            log: "info,fjall=warn,lsm_tree=warn".to_owned(),
             core: CoreConfig::default(),
         }
     }

@@ -305,20 +305,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 async fn open_identity_and_store(
     config: &Config,
 ) -> anyhow::Result<(RelayIdentity, Arc<dyn MailboxStore>)> {
-    let data_dir = config.data_dir.clone();
-    let pem_files = match (&config.cert_file, &config.key_file) {
-        (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
-        (None, None) => None,
-        _ => anyhow::bail!("cert_file and key_file must be given together"),
-    };
+    config.validate()?;
+    let config = config.clone();
     tokio::task::spawn_blocking(move || {
-        std::fs::create_dir_all(&data_dir)
+        let data_dir = &config.data_dir;
+        std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating the data folder {}", data_dir.display()))?;
-        let identity = match pem_files {
-            Some((cert, key)) => RelayIdentity::from_pem_files(&cert, &key),
-            None => RelayIdentity::load_or_create(&data_dir),
-        }
-        .context("loading the TLS identity")?;
+        let identity = RelayIdentity::for_config(&config).context("loading the TLS identity")?;
         let store = FjallStore::open(&data_dir.join("store")).context("opening the store")?;
         Ok((identity, Arc::new(store) as Arc<dyn MailboxStore>))
     })

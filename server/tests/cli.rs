@@ -35,7 +35,12 @@ fn stderr(output: &Output) -> String {
 }
 
 fn last_line(output: &Output) -> String {
-    stdout(output).lines().last().unwrap_or_default().trim().to_owned()
+    stdout(output)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
 }
 
 #[track_caller]
@@ -60,7 +65,11 @@ fn help_of_every_command_exits_zero() {
     ] {
         let output = run(args);
         assert_success(&output);
-        assert!(stdout(&output).contains("Usage"), "{args:?} printed no usage:\n{}", stdout(&output));
+        assert!(
+            stdout(&output).contains("Usage"),
+            "{args:?} printed no usage:\n{}",
+            stdout(&output)
+        );
     }
 }
 
@@ -76,28 +85,63 @@ fn address_prints_a_stable_pinned_address() {
         .and_then(|rest| rest.split_once('@'))
         .unwrap_or_else(|| panic!("not a relay address: {line:?}"));
     assert_eq!(fingerprint.len(), 43, "{line}");
-    assert!(fingerprint.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{line}");
-    assert_eq!(host_port, "127.0.0.1:4433", "default listen 0.0.0.0:4433 is reached on loopback");
+    assert!(
+        fingerprint
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+        "{line}"
+    );
+    assert_eq!(
+        host_port, "127.0.0.1:4433",
+        "default listen 0.0.0.0:4433 is reached on loopback"
+    );
     let parsed: RelayAddress = line.parse().unwrap();
     assert_eq!(parsed.to_string(), line);
 
     let second = run(&["address", "--data", data]);
     assert_success(&second);
-    assert_eq!(last_line(&second), line, "the identity is created once and reused");
+    assert_eq!(
+        last_line(&second),
+        line,
+        "the identity is created once and reused"
+    );
 
-    let elsewhere = run(&["address", "--data", data, "--listen", "127.0.0.1:7001", "--public-host", "relay.example"]);
+    let elsewhere = run(&[
+        "address",
+        "--data",
+        data,
+        "--listen",
+        "127.0.0.1:7001",
+        "--public-host",
+        "relay.example",
+    ]);
     assert_success(&elsewhere);
-    assert_eq!(last_line(&elsewhere), format!("hearth://{fingerprint}@relay.example:7001"));
+    assert_eq!(
+        last_line(&elsewhere),
+        format!("hearth://{fingerprint}@relay.example:7001")
+    );
 }
 
 #[test]
 fn token_create_prints_a_token_and_stores_only_its_hash() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
-    let output = run(&["token", "create", "--data", data, "--uses", "2", "--expires", "7d"]);
+    let output = run(&[
+        "token",
+        "create",
+        "--data",
+        data,
+        "--uses",
+        "2",
+        "--expires",
+        "7d",
+    ]);
     assert_success(&output);
     let token = last_line(&output);
-    assert!(token.starts_with("hrt_") && token.len() > 20, "unexpected token line {token:?}");
+    assert!(
+        token.starts_with("hrt_") && token.len() > 20,
+        "unexpected token line {token:?}"
+    );
 
     let files: Vec<_> = std::fs::read_dir(dir.path().join("registration-tokens"))
         .unwrap()
@@ -109,7 +153,10 @@ fn token_create_prints_a_token_and_stores_only_its_hash() {
     assert!(text.contains("expires_at_ms"), "{text}");
     let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
     let token_body = &token["hrt_".len()..];
-    assert!(!text.contains(token_body) && !name.contains(token_body), "the token itself was stored");
+    assert!(
+        !text.contains(token_body) && !name.contains(token_body),
+        "the token itself was stored"
+    );
 
     let another = run(&["token", "create", "--data", data]);
     assert_success(&another);
@@ -121,31 +168,55 @@ fn bad_flags_and_bad_config_files_exit_with_code_two_and_say_why() {
     let dir = tempfile::tempdir().unwrap();
     let output = run(&["run", "--no-such-flag"]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("--no-such-flag"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("--no-such-flag"),
+        "{}",
+        stderr(&output)
+    );
 
     let output = run(&["token", "create", "--uses", "0"]);
     assert_eq!(output.status.code(), Some(2));
 
     let unknown_key = dir.path().join("unknown.toml");
-    std::fs::write(&unknown_key, "listen = \"127.0.0.1:4433\"\ncolour = \"blue\"\n").unwrap();
+    std::fs::write(
+        &unknown_key,
+        "listen = \"127.0.0.1:4433\"\ncolour = \"blue\"\n",
+    )
+    .unwrap();
     let bad_value = dir.path().join("bad.toml");
     std::fs::write(&bad_value, "listen = \"not an address\"\n").unwrap();
     for (file, mention) in [(&unknown_key, "colour"), (&bad_value, "listen")] {
         let output = relay()
-            .args(["run", "--data", dir.path().to_str().unwrap(), "--config", file.to_str().unwrap()])
+            .args([
+                "run",
+                "--data",
+                dir.path().to_str().unwrap(),
+                "--config",
+                file.to_str().unwrap(),
+            ])
             .output()
             .unwrap();
         assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
         let message = stderr(&output);
         assert!(message.contains("error"), "{message}");
-        assert!(message.contains(file.file_name().unwrap().to_str().unwrap()), "names the file: {message}");
+        assert!(
+            message.contains(file.file_name().unwrap().to_str().unwrap()),
+            "names the file: {message}"
+        );
         assert!(message.contains(mention), "names the setting: {message}");
     }
 
     let missing = dir.path().join("missing.toml");
-    let output = relay().args(["run", "--config", missing.to_str().unwrap()]).output().unwrap();
+    let output = relay()
+        .args(["run", "--config", missing.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
-    assert!(stderr(&output).contains("missing.toml"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("missing.toml"),
+        "{}",
+        stderr(&output)
+    );
     assert!(!dir.path().join("hearth-data").exists(), "nothing started");
 }
 
@@ -160,7 +231,11 @@ impl Drop for KillOnDrop {
 }
 
 fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[test]
@@ -201,7 +276,14 @@ fn run_without_arguments_creates_hearth_data_in_the_working_folder_and_listens()
 
 fn assert_data_folder(data: &Path) {
     assert!(data.is_dir(), "./hearth-data was not created");
-    assert!(data.join("identity").is_dir(), "no identity in {}", data.display());
-    assert!(data.join("store").is_dir(), "no store in {}", data.display());
+    assert!(
+        data.join("identity").is_dir(),
+        "no identity in {}",
+        data.display()
+    );
+    assert!(
+        data.join("store").is_dir(),
+        "no store in {}",
+        data.display()
+    );
 }
-

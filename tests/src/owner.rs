@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
-use hearth_client::{ClientError, ConnectOptions, DeliveredEnvelope, Delivery, OutgoingRecipient, RelayAddress, RelayClient};
+use hearth_client::{
+    ClientError, ConnectOptions, DeliveredEnvelope, Delivery, OutgoingRecipient, RelayAddress,
+    RelayClient,
+};
 use tokio::time::Instant;
 
 use crate::within;
@@ -41,8 +44,15 @@ impl Owner {
 
     /// This mailbox as a send recipient presenting `send_token`.
     pub fn recipient_with_token(&self, send_token: Bytes) -> OutgoingRecipient {
-        let sealed_header = Bytes::from(format!("sealed-header-{}", hex(&rand::random::<[u8; 16]>())));
-        OutgoingRecipient { mailbox_id: self.mailbox_id, send_token, sealed_header }
+        let sealed_header = Bytes::from(format!(
+            "sealed-header-{}",
+            hex(&rand::random::<[u8; 16]>())
+        ));
+        OutgoingRecipient {
+            mailbox_id: self.mailbox_id,
+            send_token,
+            sealed_header,
+        }
     }
 
     /// Connects, registers the mailbox on an open relay and adds the send
@@ -62,8 +72,16 @@ impl Owner {
         registration_token: Option<&str>,
     ) -> Result<RelayClient, ClientError> {
         let client = connect(address).await;
-        within("register", client.register(self.mailbox_id, &self.key, registration_token)).await?;
-        within("add a send token", client.add_send_token(self.mailbox_id, &self.send_token)).await?;
+        within(
+            "register",
+            client.register(self.mailbox_id, &self.key, registration_token),
+        )
+        .await?;
+        within(
+            "add a send token",
+            client.add_send_token(self.mailbox_id, &self.send_token),
+        )
+        .await?;
         Ok(client)
     }
 
@@ -71,7 +89,12 @@ impl Owner {
     /// its deliveries. Panics on any failure.
     pub async fn connect(&self, address: &RelayAddress) -> RelayClient {
         let client = connect(address).await;
-        match within("authenticate", client.authenticate(self.mailbox_id, &self.key)).await {
+        match within(
+            "authenticate",
+            client.authenticate(self.mailbox_id, &self.key),
+        )
+        .await
+        {
             Ok(()) => client,
             Err(error) => panic!("authenticating failed: {error}"),
         }
@@ -93,7 +116,12 @@ pub fn fast_options() -> ConnectOptions {
 /// Connects to the relay at `address` with [`fast_options`]. Panics on
 /// failure.
 pub async fn connect(address: &RelayAddress) -> RelayClient {
-    match within("connect", RelayClient::connect_with(address, fast_options())).await {
+    match within(
+        "connect",
+        RelayClient::connect_with(address, fast_options()),
+    )
+    .await
+    {
         Ok(client) => client,
         Err(error) => panic!("connecting to {address} failed: {error}"),
     }
@@ -107,7 +135,10 @@ pub fn client_message_id() -> [u8; 16] {
 /// The next delivery, or `None` if none arrives within `limit` (or the
 /// connection closed).
 pub async fn next_delivery(client: &RelayClient, limit: Duration) -> Option<Delivery> {
-    tokio::time::timeout(limit, client.next_delivery()).await.ok().flatten()
+    tokio::time::timeout(limit, client.next_delivery())
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Receives deliveries until at least `count` envelopes arrived; panics if
@@ -119,7 +150,10 @@ pub async fn drain(client: &RelayClient, count: usize, limit: Duration) -> Vec<D
         let left = deadline.saturating_duration_since(Instant::now());
         match next_delivery(client, left).await {
             Some(delivery) => envelopes.extend(delivery.envelopes),
-            None => panic!("received {} of {count} envelopes within {limit:?}", envelopes.len()),
+            None => panic!(
+                "received {} of {count} envelopes within {limit:?}",
+                envelopes.len()
+            ),
         }
     }
     envelopes
@@ -137,7 +171,11 @@ pub async fn drain_until_quiet(client: &RelayClient, quiet: Duration) -> Vec<Del
 /// Receives deliveries for `mailbox_id`, acknowledging each one as it
 /// arrives (so the relay's delivery window never stalls), until none arrives
 /// for `quiet`. Panics if an acknowledgement fails.
-pub async fn drain_and_ack(client: &RelayClient, mailbox_id: [u8; 32], quiet: Duration) -> Vec<DeliveredEnvelope> {
+pub async fn drain_and_ack(
+    client: &RelayClient,
+    mailbox_id: [u8; 32],
+    quiet: Duration,
+) -> Vec<DeliveredEnvelope> {
     let mut envelopes = Vec::new();
     while let Some(delivery) = next_delivery(client, quiet).await {
         let seqs: Vec<u64> = delivery.envelopes.iter().map(|e| e.seq).collect();
@@ -151,8 +189,10 @@ pub async fn drain_and_ack(client: &RelayClient, mailbox_id: [u8; 32], quiet: Du
 
 /// Lower-case hex of `bytes`.
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut text, byte| {
-        let _ = write!(text, "{byte:02x}");
-        text
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut text, byte| {
+            let _ = write!(text, "{byte:02x}");
+            text
+        })
 }

@@ -1,5 +1,6 @@
 //! The real `hearth-relay` binary as a child process.
 
+use std::collections::BTreeSet;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -24,15 +25,32 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A UDP port on 127.0.0.1 that was free a moment ago (bound, then
 /// released), so a relay can be restarted on the same port.
+///
+/// It is picked below the kernel's ephemeral range: the client endpoints
+/// the tests open (on port 0) can then never take it while a relay is down
+/// between a kill and its restart. No port is handed out twice per process.
 pub fn free_udp_port() -> u16 {
-    let socket = match UdpSocket::bind("127.0.0.1:0") {
-        Ok(socket) => socket,
-        Err(error) => panic!("binding a UDP socket on 127.0.0.1 failed: {error}"),
-    };
-    match socket.local_addr() {
-        Ok(addr) => addr.port(),
-        Err(error) => panic!("reading the UDP socket's address failed: {error}"),
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let below = ephemeral_range_start().clamp(2048, 65535);
+    let lowest = below / 2;
+    for _ in 0..1000 {
+        let port = rand::random_range(lowest..below);
+        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner);
+        if handed_out.contains(&port) || UdpSocket::bind(("127.0.0.1", port)).is_err() {
+            continue;
+        }
+        handed_out.insert(port);
+        return port;
     }
+    panic!("found no free UDP port in {lowest}..{below}");
+}
+
+/// The first port of the kernel's ephemeral range (Linux), or 32768.
+fn ephemeral_range_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768)
 }
 
 /// The path of the `hearth-relay` binary of this build profile
@@ -47,12 +65,15 @@ pub fn relay_binary() -> PathBuf {
 }
 
 fn find_or_build_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("locating the test executable failed: {e}"));
+    let exe = std::env::current_exe()
+        .unwrap_or_else(|e| panic!("locating the test executable failed: {e}"));
     // target/<profile>/deps/<test>-<hash>
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap_or_else(|| panic!("the test executable {} is not in target/<profile>/deps", exe.display()));
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap_or_else(|| {
+        panic!(
+            "the test executable {} is not in target/<profile>/deps",
+            exe.display()
+        )
+    });
     let binary = profile_dir.join(format!("hearth-relay{}", std::env::consts::EXE_SUFFIX));
     if std::env::var_os("CARGO").is_some() || !binary.exists() {
         build_binary(profile_dir);
@@ -72,7 +93,16 @@ fn build_binary(profile_dir: &Path) {
         Some(name) => name.to_owned(),
     };
     let mut command = std::process::Command::new(cargo);
-    command.args(["build", "--quiet", "-p", "hearth-relay", "--bin", "hearth-relay", "--profile", &profile]);
+    command.args([
+        "build",
+        "--quiet",
+        "-p",
+        "hearth-relay",
+        "--bin",
+        "hearth-relay",
+        "--profile",
+        &profile,
+    ]);
     if let Some(target_dir) = profile_dir.parent() {
         command.arg("--target-dir").arg(target_dir);
     }
@@ -114,7 +144,10 @@ impl RelayProcess {
             data_dir: data_dir.to_path_buf(),
             listen: SocketAddr::from(([127, 0, 0, 1], free_udp_port())),
             args: args.iter().map(|a| (*a).to_owned()).collect(),
-            envs: envs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            envs: envs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
             child: None,
             output: Arc::default(),
             address: None,
@@ -139,7 +172,10 @@ impl RelayProcess {
 
     /// Everything the relay printed (stdout and stderr) across all its runs.
     pub fn output(&self) -> String {
-        self.output.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.output
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// How many times the process was started.
@@ -169,7 +205,10 @@ impl RelayProcess {
     /// Sends SIGTERM and waits for the process to exit; returns its status.
     pub async fn terminate(&mut self) -> ExitStatus {
         let pid = self.pid().to_string();
-        match std::process::Command::new("kill").args(["-TERM", &pid]).status() {
+        match std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+        {
             Ok(status) if status.success() => {}
             Ok(status) => panic!("`kill -TERM {pid}` failed ({status})"),
             Err(error) => panic!("running `kill -TERM {pid}` failed: {error}"),
@@ -210,11 +249,17 @@ impl RelayProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let mut child = command.spawn().unwrap_or_else(|e| panic!("starting hearth-relay failed: {e}"));
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting hearth-relay failed: {e}"));
         self.starts += 1;
         let (lines, mut receiver) = mpsc::unbounded_channel();
         if let Some(stdout) = child.stdout.take() {
-            tokio::spawn(collect_lines(stdout, Arc::clone(&self.output), lines.clone()));
+            tokio::spawn(collect_lines(
+                stdout,
+                Arc::clone(&self.output),
+                lines.clone(),
+            ));
         }
         if let Some(stderr) = child.stderr.take() {
             tokio::spawn(collect_lines(stderr, Arc::clone(&self.output), lines));
@@ -231,13 +276,23 @@ impl RelayProcess {
         .await;
         let address = match waited {
             Ok(Some(address)) => address,
-            Ok(None) => panic!("hearth-relay exited before listening; it printed:\n{}", self.output()),
-            Err(_) => panic!("hearth-relay did not listen within {START_TIMEOUT:?}; it printed:\n{}", self.output()),
+            Ok(None) => panic!(
+                "hearth-relay exited before listening; it printed:\n{}",
+                self.output()
+            ),
+            Err(_) => panic!(
+                "hearth-relay did not listen within {START_TIMEOUT:?}; it printed:\n{}",
+                self.output()
+            ),
         };
-        let address: RelayAddress = address
-            .parse()
-            .unwrap_or_else(|e| panic!("hearth-relay printed an unusable address {address:?}: {e}"));
-        assert_eq!(address.port, self.listen.port(), "the relay listens on another port than asked");
+        let address: RelayAddress = address.parse().unwrap_or_else(|e| {
+            panic!("hearth-relay printed an unusable address {address:?}: {e}")
+        });
+        assert_eq!(
+            address.port,
+            self.listen.port(),
+            "the relay listens on another port than asked"
+        );
         self.address = Some(address);
     }
 }
@@ -251,7 +306,9 @@ async fn collect_lines(
     let mut reader = BufReader::new(stream);
     let mut raw = Vec::new();
     while matches!(reader.read_until(b'\n', &mut raw).await, Ok(n) if n > 0) {
-        let line = String::from_utf8_lossy(&raw).trim_end_matches(['\n', '\r']).to_owned();
+        let line = String::from_utf8_lossy(&raw)
+            .trim_end_matches(['\n', '\r'])
+            .to_owned();
         raw.clear();
         {
             let mut output = output.lock().unwrap_or_else(PoisonError::into_inner);

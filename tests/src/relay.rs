@@ -54,7 +54,11 @@ impl TestRelay {
             Err(error) => panic!("starting the relay failed: {error}"),
         };
         let address = relay.address();
-        Self { relay: Some(relay), data, address }
+        Self {
+            relay: Some(relay),
+            data,
+            address,
+        }
     }
 
     /// The relay's address (pinned fingerprint, `127.0.0.1`, its port).
@@ -96,7 +100,12 @@ impl TestRelay {
 }
 
 async fn within_shutdown(relay: RunningRelay) {
-    let stopped = crate::within_for(Duration::from_secs(30), "shut the relay down", relay.shutdown()).await;
+    let stopped = crate::within_for(
+        Duration::from_secs(30),
+        "shut the relay down",
+        relay.shutdown(),
+    )
+    .await;
     if let Err(error) = stopped {
         panic!("the relay did not shut down cleanly: {error:#}");
     }
@@ -119,7 +128,11 @@ pub fn open_store(data_dir: &Path) -> FjallStore {
 /// `data_dir`.
 pub fn stored_counts(data_dir: &Path) -> (usize, usize) {
     let store = open_store(data_dir);
-    let bodies = store.body_count().unwrap_or_else(|e| panic!("counting bodies failed: {e}"));
-    let envelopes = store.envelope_count().unwrap_or_else(|e| panic!("counting envelopes failed: {e}"));
+    let bodies = store
+        .body_count()
+        .unwrap_or_else(|e| panic!("counting bodies failed: {e}"));
+    let envelopes = store
+        .envelope_count()
+        .unwrap_or_else(|e| panic!("counting envelopes failed: {e}"));
     (bodies, envelopes)
 }

@@ -12,8 +12,8 @@ use hearth_client::{ClientError, OutgoingSend, RelayClient, RelayErrorCode};
 use hearth_proto::relay as pb;
 use hearth_protocol::frame;
 use hearth_tests::{
-    Owner, RelayProcess, TestRelay, assert_refused, client_message_id, connect, drain, drain_and_ack, drain_until_quiet,
-    relay_binary, stored_counts, within,
+    Owner, RelayProcess, TestRelay, assert_refused, client_message_id, connect, drain,
+    drain_and_ack, drain_until_quiet, relay_binary, stored_counts, within,
 };
 use prost::Message as _;
 
@@ -28,7 +28,11 @@ fn temp_dir() -> tempfile::TempDir {
 
 /// Sends `body` to one recipient; panics unless the relay stored it.
 async fn send_ok(client: &RelayClient, to: &Owner, body: impl Into<Bytes>) {
-    let sent = within("send", client.send_one(client_message_id(), to.recipient(), body.into())).await;
+    let sent = within(
+        "send",
+        client.send_one(client_message_id(), to.recipient(), body.into()),
+    )
+    .await;
     if let Err(error) = sent {
         panic!("send failed: {error}");
     }
@@ -50,7 +54,9 @@ async fn envelope_for_an_offline_mailbox_survives_a_restart_and_ack_deletes_it()
     bob.register(relay.address()).await.close();
 
     let sender = connect(relay.address()).await;
-    let sent: Vec<Bytes> = (0..3).map(|i| Bytes::from(format!("for offline bob #{i}"))).collect();
+    let sent: Vec<Bytes> = (0..3)
+        .map(|i| Bytes::from(format!("for offline bob #{i}")))
+        .collect();
     for body in &sent {
         send_ok(&sender, &bob, body.clone()).await;
     }
@@ -59,19 +65,32 @@ async fn envelope_for_an_offline_mailbox_survives_a_restart_and_ack_deletes_it()
     relay.restart().await;
     let client = bob.connect(relay.address()).await;
     let delivered = drain(&client, 3, DRAIN).await;
-    assert_eq!(bodies(&delivered), sent, "bob gets every envelope, in order");
-    let deleted = within("ack", client.ack(bob.mailbox_id, &seqs(&delivered))).await.unwrap();
+    assert_eq!(
+        bodies(&delivered),
+        sent,
+        "bob gets every envelope, in order"
+    );
+    let deleted = within("ack", client.ack(bob.mailbox_id, &seqs(&delivered)))
+        .await
+        .unwrap();
     assert_eq!(deleted, 3);
     drop(client);
 
     relay.restart().await;
     let client = bob.connect(relay.address()).await;
     let again = drain_until_quiet(&client, QUIET).await;
-    assert!(again.is_empty(), "acknowledged envelopes came back: {again:?}");
+    assert!(
+        again.is_empty(),
+        "acknowledged envelopes came back: {again:?}"
+    );
     drop(client);
 
     assert!(relay.terminate().await.success());
-    assert_eq!(stored_counts(dir.path()), (0, 0), "acknowledged envelopes and their bodies are deleted");
+    assert_eq!(
+        stored_counts(dir.path()),
+        (0, 0),
+        "acknowledged envelopes and their bodies are deleted"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -80,7 +99,9 @@ async fn unacknowledged_envelopes_come_back_after_reconnect_in_fifo_order() {
     let bob = Owner::random();
     bob.register(relay.address()).await.close();
     let sender = connect(relay.address()).await;
-    let sent: Vec<Bytes> = (0..100).map(|i| Bytes::from(format!("message {i:03}"))).collect();
+    let sent: Vec<Bytes> = (0..100)
+        .map(|i| Bytes::from(format!("message {i:03}")))
+        .collect();
     for body in &sent {
         send_ok(&sender, &bob, body.clone()).await;
     }
@@ -88,22 +109,35 @@ async fn unacknowledged_envelopes_come_back_after_reconnect_in_fifo_order() {
     let first = bob.connect(relay.address()).await;
     let delivered = drain(&first, 100, DRAIN).await;
     assert_eq!(bodies(&delivered), sent, "delivery is FIFO");
-    assert!(seqs(&delivered).windows(2).all(|w| w[0] < w[1]), "sequence numbers ascend");
+    assert!(
+        seqs(&delivered).windows(2).all(|w| w[0] < w[1]),
+        "sequence numbers ascend"
+    );
     first.close();
     drop(first);
 
     let second = bob.connect(relay.address()).await;
     let redelivered = drain(&second, 100, DRAIN).await;
-    assert_eq!(bodies(&redelivered), sent, "unacknowledged envelopes are redelivered in order");
+    assert_eq!(
+        bodies(&redelivered),
+        sent,
+        "unacknowledged envelopes are redelivered in order"
+    );
     assert_eq!(seqs(&redelivered), seqs(&delivered));
-    let acked = within("ack", second.ack(bob.mailbox_id, &seqs(&redelivered)[..50])).await.unwrap();
+    let acked = within("ack", second.ack(bob.mailbox_id, &seqs(&redelivered)[..50]))
+        .await
+        .unwrap();
     assert_eq!(acked, 50);
     second.close();
     drop(second);
 
     let third = bob.connect(relay.address()).await;
     let rest = drain(&third, 50, DRAIN).await;
-    assert_eq!(bodies(&rest), sent[50..], "only the unacknowledged half comes back");
+    assert_eq!(
+        bodies(&rest),
+        sent[50..],
+        "only the unacknowledged half comes back"
+    );
     assert!(drain_until_quiet(&third, QUIET).await.is_empty());
 }
 
@@ -119,9 +153,17 @@ async fn one_send_reaches_thirty_recipients_and_stores_the_body_once() {
     let body = Bytes::from(vec![0x5a; 2000]);
     let recipients: Vec<_> = owners.iter().map(Owner::recipient).collect();
     let headers: Vec<Bytes> = recipients.iter().map(|r| r.sealed_header.clone()).collect();
-    let send = OutgoingSend { client_message_id: client_message_id(), body: body.clone(), recipients };
+    let send = OutgoingSend {
+        client_message_id: client_message_id(),
+        body: body.clone(),
+        recipients,
+    };
     let results = within("send to 30", sender.send(send)).await.unwrap();
-    assert_eq!(results, vec![Ok(()); 30], "every recipient's envelope is stored");
+    assert_eq!(
+        results,
+        vec![Ok(()); 30],
+        "every recipient's envelope is stored"
+    );
     let stats = relay.relay().stats();
     assert_eq!((stats.bodies, stats.envelopes), (1, 30));
 
@@ -129,11 +171,18 @@ async fn one_send_reaches_thirty_recipients_and_stores_the_body_once() {
         let delivered = drain(client, 1, DRAIN).await;
         assert_eq!(delivered.len(), 1);
         assert_eq!(delivered[0].body, body);
-        assert_eq!(&delivered[0].sealed_header, header, "each recipient gets its own sealed header");
+        assert_eq!(
+            &delivered[0].sealed_header, header,
+            "each recipient gets its own sealed header"
+        );
     }
     drop((clients, sender));
     relay.shutdown().await;
-    assert_eq!(stored_counts(relay.data_dir()), (1, 30), "one body, thirty envelopes on disk");
+    assert_eq!(
+        stored_counts(relay.data_dir()),
+        (1, 30),
+        "one body, thirty envelopes on disk"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -144,32 +193,65 @@ async fn wrong_and_revoked_send_tokens_are_unauthorized_and_store_nothing() {
     let sender = connect(relay.address()).await;
 
     let wrong = bob.recipient_with_token(Bytes::from_static(b"not bob's token"));
-    let result = within("send", sender.send_one(client_message_id(), wrong, Bytes::from_static(b"x"))).await;
+    let result = within(
+        "send",
+        sender.send_one(client_message_id(), wrong, Bytes::from_static(b"x")),
+    )
+    .await;
     assert_refused(result, RelayErrorCode::Unauthorized);
 
-    within("revoke", owner_client.revoke_send_token(bob.mailbox_id, &bob.send_token)).await.unwrap();
+    within(
+        "revoke",
+        owner_client.revoke_send_token(bob.mailbox_id, &bob.send_token),
+    )
+    .await
+    .unwrap();
     let revoked = bob.recipient();
-    let result = within("send", sender.send_one(client_message_id(), revoked, Bytes::from_static(b"y"))).await;
+    let result = within(
+        "send",
+        sender.send_one(client_message_id(), revoked, Bytes::from_static(b"y")),
+    )
+    .await;
     assert_refused(result, RelayErrorCode::Unauthorized);
     assert_eq!(relay.relay().stats().envelopes, 0);
 
     // The mailbox still works with a token its owner still accepts.
     let fresh = Bytes::from_static(b"a fresh token");
-    within("add", owner_client.add_send_token(bob.mailbox_id, &fresh)).await.unwrap();
+    within("add", owner_client.add_send_token(bob.mailbox_id, &fresh))
+        .await
+        .unwrap();
     let recipient = bob.recipient_with_token(fresh);
-    within("send", sender.send_one(client_message_id(), recipient, Bytes::from_static(b"z"))).await.unwrap();
+    within(
+        "send",
+        sender.send_one(client_message_id(), recipient, Bytes::from_static(b"z")),
+    )
+    .await
+    .unwrap();
     let delivered = drain(&owner_client, 1, DRAIN).await;
-    assert_eq!(bodies(&delivered), [Bytes::from_static(b"z")], "only the authorized envelope arrives");
+    assert_eq!(
+        bodies(&delivered),
+        [Bytes::from_static(b"z")],
+        "only the authorized envelope arrives"
+    );
     assert!(drain_until_quiet(&owner_client, QUIET).await.is_empty());
 
     drop((owner_client, sender));
     relay.shutdown().await;
-    assert_eq!(stored_counts(relay.data_dir()), (1, 1), "refused sends stored nothing");
+    assert_eq!(
+        stored_counts(relay.data_dir()),
+        (1, 1),
+        "refused sends stored nothing"
+    );
 }
 
 /// Signs the auth message for `challenge` and `exporter` with `owner`'s key.
 fn proof(owner: &Owner, challenge: &[u8; 32], exporter: &[u8; 32]) -> Bytes {
-    Bytes::copy_from_slice(&owner.key.sign(&auth_message(challenge, exporter)).to_bytes())
+    Bytes::copy_from_slice(
+        &owner
+            .key
+            .sign(&auth_message(challenge, exporter))
+            .to_bytes(),
+    )
 }
 
 async fn challenge_of(client: &RelayClient) -> [u8; 32] {
@@ -177,7 +259,11 @@ async fn challenge_of(client: &RelayClient) -> [u8; 32] {
         version: 1,
         kind: Some(pb::request::Kind::GetChallenge(pb::GetChallenge {})),
     };
-    match within("challenge", client.request(request)).await.unwrap().kind {
+    match within("challenge", client.request(request))
+        .await
+        .unwrap()
+        .kind
+    {
         Some(pb::response::Kind::Challenge(c)) => c.challenge[..].try_into().unwrap(),
         other => panic!("expected a challenge, got {other:?}"),
     }
@@ -192,9 +278,19 @@ fn exporter_of(client: &RelayClient) -> [u8; 32] {
     exporter
 }
 
-async fn authenticate_with(client: &RelayClient, owner: &Owner, signature: Bytes) -> Result<pb::Response, ClientError> {
-    let authenticate = pb::Authenticate { mailbox_id: Bytes::copy_from_slice(&owner.mailbox_id), signature };
-    let request = pb::Request { version: 1, kind: Some(pb::request::Kind::Authenticate(authenticate)) };
+async fn authenticate_with(
+    client: &RelayClient,
+    owner: &Owner,
+    signature: Bytes,
+) -> Result<pb::Response, ClientError> {
+    let authenticate = pb::Authenticate {
+        mailbox_id: Bytes::copy_from_slice(&owner.mailbox_id),
+        signature,
+    };
+    let request = pb::Request {
+        version: 1,
+        kind: Some(pb::request::Kind::Authenticate(authenticate)),
+    };
     within("authenticate", client.request(request)).await
 }
 
@@ -207,19 +303,31 @@ async fn auth_proof_replayed_on_another_connection_is_unauthorized() {
 
     // The very signature that worked on the first connection.
     let replayed = Bytes::copy_from_slice(&first.auth_proof(&bob.key));
-    assert_refused(authenticate_with(&second, &bob, replayed).await, RelayErrorCode::Unauthorized);
+    assert_refused(
+        authenticate_with(&second, &bob, replayed).await,
+        RelayErrorCode::Unauthorized,
+    );
     // Even over the second connection's own challenge, the first
     // connection's TLS exporter gives the proof away as foreign.
     let challenge = challenge_of(&second).await;
     let foreign = proof(&bob, &challenge, &exporter_of(&first));
-    assert_refused(authenticate_with(&second, &bob, foreign).await, RelayErrorCode::Unauthorized);
+    assert_refused(
+        authenticate_with(&second, &bob, foreign).await,
+        RelayErrorCode::Unauthorized,
+    );
     // Nothing was authenticated: owner-only requests stay refused.
-    assert_refused(within("ack", second.ack(bob.mailbox_id, &[0])).await, RelayErrorCode::Unauthorized);
+    assert_refused(
+        within("ack", second.ack(bob.mailbox_id, &[0])).await,
+        RelayErrorCode::Unauthorized,
+    );
 
     // The same construction with this connection's own exporter works.
     let own = proof(&bob, &challenge, &exporter_of(&second));
     let response = authenticate_with(&second, &bob, own).await.unwrap();
-    assert!(matches!(response.kind, Some(pb::response::Kind::Authenticated(_))));
+    assert!(matches!(
+        response.kind,
+        Some(pb::response::Kind::Authenticated(_))
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -228,9 +336,16 @@ async fn client_refuses_a_relay_whose_key_does_not_match_the_pin() {
     let mut impostor_pin = relay.address().clone();
     impostor_pin.fingerprint.0[0] ^= 0x01;
 
-    let result = within("connect", RelayClient::connect_with(&impostor_pin, hearth_tests::fast_options())).await;
+    let result = within(
+        "connect",
+        RelayClient::connect_with(&impostor_pin, hearth_tests::fast_options()),
+    )
+    .await;
     match result {
-        Err(ClientError::FingerprintMismatch { expected, presented }) => {
+        Err(ClientError::FingerprintMismatch {
+            expected,
+            presented,
+        }) => {
             assert_eq!(expected, impostor_pin.fingerprint);
             assert_eq!(presented, relay.address().fingerprint);
         }
@@ -240,7 +355,11 @@ async fn client_refuses_a_relay_whose_key_does_not_match_the_pin() {
     assert_eq!(relay.relay().stats().connections, 0);
 
     let client = connect(relay.address()).await;
-    assert_eq!(relay.relay().stats().connections, 1, "the right pin connects");
+    assert_eq!(
+        relay.relay().stats().connections,
+        1,
+        "the right pin connects"
+    );
     drop(client);
 }
 
@@ -266,7 +385,10 @@ fn oversize_send_frame(bob: &Owner) -> Vec<u8> {
             sealed_header: Bytes::from_static(b"h"),
         }],
     };
-    let request = pb::Request { version: 1, kind: Some(pb::request::Kind::Send(send)) };
+    let request = pb::Request {
+        version: 1,
+        kind: Some(pb::request::Kind::Send(send)),
+    };
     assert!(request.encoded_len() > 256 * 1024);
     frame::encode_message(&request)
 }
@@ -282,11 +404,31 @@ async fn malformed_oversize_and_unknown_frames_get_typed_errors_and_serving_goes
     prost::encoding::encode_varint(300 * 1024, &mut declared_too_large);
     declared_too_large.extend_from_slice(b"just a little");
     let cases: [(&str, Vec<u8>, RelayErrorCode); 5] = [
-        ("garbage", vec![0x05, 0xff, 0xff, 0xff, 0xff, 0xff], RelayErrorCode::BadFrame),
-        ("truncated", vec![0x40, 0x08, 0x01], RelayErrorCode::BadFrame),
-        ("declared > 256 KiB", declared_too_large, RelayErrorCode::FrameTooLarge),
-        ("300 KiB of data", oversize_send_frame(&bob), RelayErrorCode::FrameTooLarge),
-        ("unknown request type", unknown_request_frame(), RelayErrorCode::BadRequest),
+        (
+            "garbage",
+            vec![0x05, 0xff, 0xff, 0xff, 0xff, 0xff],
+            RelayErrorCode::BadFrame,
+        ),
+        (
+            "truncated",
+            vec![0x40, 0x08, 0x01],
+            RelayErrorCode::BadFrame,
+        ),
+        (
+            "declared > 256 KiB",
+            declared_too_large,
+            RelayErrorCode::FrameTooLarge,
+        ),
+        (
+            "300 KiB of data",
+            oversize_send_frame(&bob),
+            RelayErrorCode::FrameTooLarge,
+        ),
+        (
+            "unknown request type",
+            unknown_request_frame(),
+            RelayErrorCode::BadRequest,
+        ),
     ];
     let mut expected = Vec::new();
     for (i, (what, bytes, code)) in cases.into_iter().enumerate() {
@@ -324,7 +466,15 @@ async fn a_full_mailbox_answers_mailbox_full_never_a_silent_drop() {
     for i in 0..3 {
         send_ok(&sender, &counted, format!("small {i}")).await;
     }
-    let result = within("send", sender.send_one(client_message_id(), counted.recipient(), "one too many".into())).await;
+    let result = within(
+        "send",
+        sender.send_one(
+            client_message_id(),
+            counted.recipient(),
+            "one too many".into(),
+        ),
+    )
+    .await;
     assert_refused(result, RelayErrorCode::MailboxFull);
 
     let big = || Bytes::from(vec![1u8; 1400]);
@@ -333,7 +483,12 @@ async fn a_full_mailbox_answers_mailbox_full_never_a_silent_drop() {
     // A two-recipient send: one full (bytes) mailbox, one with room again
     // after acknowledging. Each recipient gets its own verdict.
     let delivered = drain(&counted_client, 3, DRAIN).await;
-    within("ack", counted_client.ack(counted.mailbox_id, &seqs(&delivered[..1]))).await.unwrap();
+    within(
+        "ack",
+        counted_client.ack(counted.mailbox_id, &seqs(&delivered[..1])),
+    )
+    .await
+    .unwrap();
     let send = OutgoingSend {
         client_message_id: client_message_id(),
         body: big(),
@@ -347,7 +502,10 @@ async fn a_full_mailbox_answers_mailbox_full_never_a_silent_drop() {
 /// Runs `hearth-relay ARGS...` to completion and returns its stdout's last
 /// line; panics if it fails.
 fn run_cli(args: &[&str]) -> String {
-    let output = std::process::Command::new(relay_binary()).args(args).output().unwrap();
+    let output = std::process::Command::new(relay_binary())
+        .args(args)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -367,19 +525,30 @@ async fn a_private_relay_registers_only_with_an_operator_token_and_each_use_coun
     let alice = Owner::random();
     let refused = alice.try_register(relay.address(), None).await;
     assert_refused(refused, RelayErrorCode::RegistrationRequired);
-    let refused = alice.try_register(relay.address(), Some("hrt_not-a-token-anyone-issued")).await;
+    let refused = alice
+        .try_register(relay.address(), Some("hrt_not-a-token-anyone-issued"))
+        .await;
     assert_refused(refused, RelayErrorCode::Unauthorized);
 
     // The operator issues a one-use token while the relay runs.
     let token = run_cli(&["token", "create", "--data", data, "--uses", "1"]);
     assert!(token.starts_with("hrt_"), "unexpected token line {token:?}");
-    alice.try_register(relay.address(), Some(&token)).await.unwrap();
+    alice
+        .try_register(relay.address(), Some(&token))
+        .await
+        .unwrap();
     let bob = Owner::random();
-    assert_refused(bob.try_register(relay.address(), Some(&token)).await, RelayErrorCode::Unauthorized);
+    assert_refused(
+        bob.try_register(relay.address(), Some(&token)).await,
+        RelayErrorCode::Unauthorized,
+    );
 
     // Its use is durable: still spent after a restart.
     relay.restart().await;
-    assert_refused(bob.try_register(relay.address(), Some(&token)).await, RelayErrorCode::Unauthorized);
+    assert_refused(
+        bob.try_register(relay.address(), Some(&token)).await,
+        RelayErrorCode::Unauthorized,
+    );
     alice.connect(relay.address()).await;
 }
 
@@ -394,7 +563,9 @@ fn spellings(secret: &[u8]) -> Vec<String> {
         STANDARD_NO_PAD.encode(secret),
         URL_SAFE_NO_PAD.encode(secret),
         // Debug of a byte slice: "[1, 2, 3, ...".
-        format!("{:?}", &secret[..secret.len().min(12)]).trim_end_matches(']').to_owned(),
+        format!("{:?}", &secret[..secret.len().min(12)])
+            .trim_end_matches(']')
+            .to_owned(),
     ];
     if let Ok(text) = std::str::from_utf8(secret) {
         forms.push(text.to_owned());
@@ -409,26 +580,54 @@ async fn relay_logs_hold_no_tokens_mailbox_ids_or_content() {
     let mut relay = RelayProcess::start_with(dir.path(), &["--registration", "token"], &env).await;
     let registration_token = run_cli(&["token", "create", "--data", dir.path().to_str().unwrap()]);
     let bob = Owner::random();
-    let bob_client = bob.try_register(relay.address(), Some(&registration_token)).await.unwrap();
+    let bob_client = bob
+        .try_register(relay.address(), Some(&registration_token))
+        .await
+        .unwrap();
     let sender = connect(relay.address()).await;
 
-    let body = Bytes::from(format!("BODY-MARKER-{}", hex::encode(rand::random::<[u8; 16]>())));
+    let body = Bytes::from(format!(
+        "BODY-MARKER-{}",
+        hex::encode(rand::random::<[u8; 16]>())
+    ));
     let recipient = bob.recipient();
     let header = recipient.sealed_header.clone();
-    within("send", sender.send_one(client_message_id(), recipient, body.clone())).await.unwrap();
-    let wrong_token = Bytes::from(format!("WRONG-TOKEN-{}", hex::encode(rand::random::<[u8; 16]>())));
-    let refused = sender.send_one(client_message_id(), bob.recipient_with_token(wrong_token.clone()), body.clone());
+    within(
+        "send",
+        sender.send_one(client_message_id(), recipient, body.clone()),
+    )
+    .await
+    .unwrap();
+    let wrong_token = Bytes::from(format!(
+        "WRONG-TOKEN-{}",
+        hex::encode(rand::random::<[u8; 16]>())
+    ));
+    let refused = sender.send_one(
+        client_message_id(),
+        bob.recipient_with_token(wrong_token.clone()),
+        body.clone(),
+    );
     assert_refused(within("send", refused).await, RelayErrorCode::Unauthorized);
     let bad = within("bad frame", sender.request_raw(&[0x03, 0xff, 0xff, 0xff])).await;
     assert_refused(bad, RelayErrorCode::BadFrame);
     let delivered = drain(&bob_client, 1, DRAIN).await;
-    within("ack", bob_client.ack(bob.mailbox_id, &seqs(&delivered))).await.unwrap();
-    within("revoke", bob_client.revoke_send_token(bob.mailbox_id, &bob.send_token)).await.unwrap();
+    within("ack", bob_client.ack(bob.mailbox_id, &seqs(&delivered)))
+        .await
+        .unwrap();
+    within(
+        "revoke",
+        bob_client.revoke_send_token(bob.mailbox_id, &bob.send_token),
+    )
+    .await
+    .unwrap();
     drop((bob_client, sender));
     assert!(relay.terminate().await.success());
 
     let logs = relay.output();
-    assert!(logs.lines().count() >= 3, "the relay logged too little to judge:\n{logs}");
+    assert!(
+        logs.lines().count() >= 3,
+        "the relay logged too little to judge:\n{logs}"
+    );
     let mailbox_key = bob.key.verifying_key();
     let secrets: [(&str, &[u8]); 7] = [
         ("registration token", registration_token.as_bytes()),
@@ -441,7 +640,10 @@ async fn relay_logs_hold_no_tokens_mailbox_ids_or_content() {
     ];
     for (what, secret) in secrets {
         for form in spellings(secret) {
-            assert!(!logs.contains(&form), "the logs hold the {what} (as {form:?}):\n{logs}");
+            assert!(
+                !logs.contains(&form),
+                "the logs hold the {what} (as {form:?}):\n{logs}"
+            );
         }
     }
 }
@@ -456,12 +658,19 @@ async fn sigterm_answers_in_flight_sends_durably_and_exits_zero() {
     let stored = Arc::new(Mutex::new(BTreeSet::new()));
     let mut senders = Vec::new();
     for sender_id in 0..4 {
-        let (address, bob, stored) = (relay.address().clone(), Arc::clone(&bob), Arc::clone(&stored));
+        let (address, bob, stored) = (
+            relay.address().clone(),
+            Arc::clone(&bob),
+            Arc::clone(&stored),
+        );
         senders.push(tokio::spawn(async move {
             let client = connect(&address).await;
             for n in 0u32.. {
                 let body = Bytes::from(format!("sender {sender_id} message {n}"));
-                match client.send_one(client_message_id(), bob.recipient(), body.clone()).await {
+                match client
+                    .send_one(client_message_id(), bob.recipient(), body.clone())
+                    .await
+                {
                     Ok(()) => stored.lock().unwrap().insert(body),
                     Err(_) => return n,
                 };
@@ -477,11 +686,19 @@ async fn sigterm_answers_in_flight_sends_durably_and_exits_zero() {
     }
 
     let stored = std::mem::take(&mut *stored.lock().unwrap());
-    assert!(stored.len() >= 4, "too few sends were answered before shutdown to judge ({})", stored.len());
+    assert!(
+        stored.len() >= 4,
+        "too few sends were answered before shutdown to judge ({})",
+        stored.len()
+    );
     relay.restart().await;
     let client = bob.connect(relay.address()).await;
     let delivered = drain_and_ack(&client, bob.mailbox_id, QUIET).await;
     let delivered: BTreeSet<Bytes> = delivered.into_iter().map(|e| e.body).collect();
     let missing: Vec<_> = stored.difference(&delivered).collect();
-    assert!(missing.is_empty(), "{} acknowledged sends were lost: {missing:?}", missing.len());
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged sends were lost: {missing:?}",
+        missing.len()
+    );
 }
