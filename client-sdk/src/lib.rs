@@ -1,9 +1,75 @@
-//! Hearth's client SDK: what apps embed to talk to a Hearth relay.
+//! Hearth's client SDK: what apps embed so that members of peer-support
+//! circles can talk end to end encrypted through a Hearth relay.
 //!
-//! So far it holds the relay client ([`relay`]): a QUIC connection pinned to
-//! the relay's key, mailbox registration and authentication, sealed-sender
-//! sends, deliveries and acknowledgements, send tokens and the prekey
-//! directory. Identities, sessions and circles build on it.
+//! A member never sees keys, mailboxes or retries: a [`Client`] owns the
+//! device's identity, contacts, sessions, history and outbox in a local
+//! store encrypted under a key the app supplies ([`StorageKey`]) or derives
+//! from a passphrase ([`StoreSecret::passphrase`], Argon2id). Messages
+//! arrive once, in order, even after weeks offline or a crash:
+//!
+//! - **Sending** pads, ratchet-encrypts and seals each message (sealed
+//!   sender: the relay learns neither the sender nor the content), stores
+//!   it in the outbox together with the advanced ratchet state, and only
+//!   then hands it to the relay, retrying with the same client message id
+//!   until the relay answers.
+//! - **Receiving** opens, decrypts and deduplicates each envelope, stores
+//!   the message, the session and the dedup mark in one durable write, and
+//!   only then acknowledges it. Bad envelopes become [`Event::Rejected`] and
+//!   are acknowledged too, so they never block the mailbox.
+//! - **Contacts** come from personal invite links (`hearth://contact/...`,
+//!   see [`invite`]); each contact has a [`SafetyNumber`] to compare out of
+//!   band.
+//! - **Events** ([`Client::events`], a `Stream`) tell the app about new
+//!   messages, contacts, sends, delivery failures and the connection.
+//!
+//! Short-lived tools call [`Client::sync`] (connect, send, receive until
+//! idle); long-running apps spawn [`Client::run`], which reconnects with
+//! exponential backoff and jitter.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use hearth_client::{Client, Content, Event, RelayAddress, StorageKey};
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let relay: RelayAddress =
+//!     "hearth://q1n8ZkJmE0Gv5nF4lZq3E0D2wQ0ZK2hJtYgV8mX5b3c@relay.example.org:4433".parse()?;
+//!
+//! // Each member's device (the app keeps the storage key in its keychain).
+//! let dana = Client::create("dana-home", StorageKey::from_bytes([1; 32]), &relay, None, "Dana").await?;
+//! let sam = Client::create("sam-home", StorageKey::from_bytes([2; 32]), &relay, None, "Sam").await?;
+//!
+//! // Dana hands Sam her link (a QR code, a message...); Sam accepts it.
+//! let link = dana.invite_link().await?;
+//! let contact = sam.accept_invite(&link).await?;
+//! println!("compare with Dana: {}", contact.safety_number);
+//!
+//! sam.send_text(dana.member_id(), "Hi Dana, it's Sam").await?;
+//!
+//! // Dana comes online, learns about Sam and reads the message.
+//! for event in dana.sync(Duration::from_secs(2)).await?.events {
+//!     match event {
+//!         Event::ContactAdded(contact) => println!("new contact: {}", contact.label()),
+//!         Event::Message(message) => {
+//!             if let Content::Text(text) = message.content {
+//!                 println!("{}: {text}", message.member);
+//!             }
+//!         }
+//!         _ => {}
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! `examples/two_members.rs` runs the same conversation against a real
+//! relay: `cargo run -p hearth-client --example two_members -- <relay address>`.
+//!
+//! ## The relay client
+//!
+//! Underneath, [`relay`] holds the relay protocol client: a QUIC connection
+//! pinned to the relay's key, mailbox registration and authentication,
+//! sealed-sender sends, deliveries and acknowledgements, send tokens and the
+//! prekey directory.
 //!
 //! ```no_run
 //! use bytes::Bytes;
@@ -44,10 +110,33 @@
 )]
 #![warn(missing_docs)]
 
+mod client;
+mod contacts;
+mod content;
+pub mod device;
+mod engine;
+mod error;
+mod events;
+pub mod ids;
+pub mod invite;
+mod messages;
+mod records;
 pub mod relay;
+pub mod safety;
+pub mod store;
 
+pub use client::{Backoff, Client, ClientOptions, Clock, STORE_DIR, SyncReport, SystemClock};
+pub use contacts::Contact;
+pub use content::Content;
+pub use error::Error;
+pub use events::{ConnectionState, Event, EventStream, RejectReason};
 pub use hearth_protocol::address::{Fingerprint, RelayAddress};
+pub use ids::{MemberId, MessageId};
+pub use invite::{InvalidInvite, Invite};
+pub use messages::{Direction, FailureReason, MAX_TEXT_BYTES, Message, MessageStatus};
 pub use relay::{
     ClientError, ConnectOptions, DeliveredEnvelope, Delivery, FetchedPrekeys, OutgoingRecipient,
     OutgoingSend, PrekeyCounts, PrekeyUpload, RelayClient, RelayErrorCode,
 };
+pub use safety::SafetyNumber;
+pub use store::{KdfParams, StorageKey, StoreError, StoreSecret};

@@ -158,7 +158,7 @@ impl RunningRelay {
     /// Opens the store, loads the core from it, binds the endpoint and starts
     /// serving.
     pub async fn start(config: Config) -> anyhow::Result<RunningRelay> {
-        let (identity, store) = open_identity_and_store(&config).await?;
+        let (identity, reset_key, store) = open_identity_and_store(&config).await?;
         let snapshot = {
             let store = Arc::clone(&store);
             tokio::task::spawn_blocking(move || store.load())
@@ -169,8 +169,8 @@ impl RunningRelay {
         let server_crypto = identity
             .server_crypto()
             .context("building the TLS configuration")?;
-        let endpoint =
-            endpoint::bind(&config, server_crypto).context("starting the QUIC endpoint")?;
+        let endpoint = endpoint::bind(&config, server_crypto, &reset_key)
+            .context("starting the QUIC endpoint")?;
         let local_addr = endpoint.local_addr().context("reading the bound address")?;
 
         let wakers = Arc::new(Wakers::default());
@@ -300,11 +300,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     relay.shutdown().await
 }
 
-/// Loads (or creates) the TLS identity and opens the store, off the async
-/// threads.
+/// Loads (or creates) the TLS identity and stateless-reset key and opens the
+/// store, off the async threads.
 async fn open_identity_and_store(
     config: &Config,
-) -> anyhow::Result<(RelayIdentity, Arc<dyn MailboxStore>)> {
+) -> anyhow::Result<(RelayIdentity, [u8; 32], Arc<dyn MailboxStore>)> {
     config.validate()?;
     let config = config.clone();
     tokio::task::spawn_blocking(move || {
@@ -312,8 +312,14 @@ async fn open_identity_and_store(
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating the data folder {}", data_dir.display()))?;
         let identity = RelayIdentity::for_config(&config).context("loading the TLS identity")?;
+        let reset_key = RelayIdentity::load_or_create_reset_key(data_dir)
+            .context("loading the stateless-reset key")?;
         let store = FjallStore::open(&data_dir.join("store")).context("opening the store")?;
-        Ok((identity, Arc::new(store) as Arc<dyn MailboxStore>))
+        Ok((
+            identity,
+            reset_key,
+            Arc::new(store) as Arc<dyn MailboxStore>,
+        ))
     })
     .await?
 }

@@ -30,6 +30,8 @@ const IDENTITY_DIR: &str = "identity";
 const CERT_FILE: &str = "cert.pem";
 /// Private key file name inside [`IDENTITY_DIR`].
 const KEY_FILE: &str = "key.pem";
+/// Key of stateless resets, in the identity folder.
+const RESET_KEY_FILE: &str = "stateless-reset.key";
 /// Subject alternative name of the generated certificate. Clients pin the
 /// key, so the name only has to be syntactically valid.
 const GENERATED_NAME: &str = "hearth-relay";
@@ -38,6 +40,12 @@ const GENERATED_NAME: &str = "hearth-relay";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TlsError {
+    /// The stored stateless-reset key is not 32 bytes.
+    #[error("{path} is not a 32-byte stateless-reset key; delete it to make a new one")]
+    BadResetKey {
+        /// The file.
+        path: PathBuf,
+    },
     /// Reading or writing an identity file failed.
     #[error("{action} {path}: {source}")]
     Io {
@@ -139,6 +147,25 @@ impl RelayIdentity {
         // Read back what is on disk: if another process created an identity at
         // the same moment, the files may not be ours, and must still match.
         Self::from_pem_files(&cert_path, &key_path)
+    }
+
+    /// The key that signs QUIC stateless resets, kept in the data folder so
+    /// that after a restart (or a crash) the relay can reset the connections
+    /// of its previous run at once, instead of clients waiting for their idle
+    /// timeout. Created on first use (32 random bytes, mode 0600).
+    pub fn load_or_create_reset_key(data_dir: &Path) -> Result<[u8; 32], TlsError> {
+        let dir = data_dir.join(IDENTITY_DIR);
+        let path = dir.join(RESET_KEY_FILE);
+        if let Ok(bytes) = std::fs::read(&path) {
+            return bytes.try_into().map_err(|_| TlsError::BadResetKey { path });
+        }
+        create_identity_dir(&dir)?;
+        let mut key = [0u8; 32];
+        rand::fill(&mut key);
+        write_file_atomically(&path, &key, 0o600)
+            .map_err(|source| io_error("writing", &path, source))?;
+        let bytes = std::fs::read(&path).map_err(|source| io_error("reading", &path, source))?;
+        bytes.try_into().map_err(|_| TlsError::BadResetKey { path })
     }
 
     /// The identity a relay with these settings uses: the operator's
@@ -427,6 +454,32 @@ mod tests {
             2,
             "no temp files left"
         );
+    }
+
+    #[test]
+    fn reset_key_is_created_once_private_and_refused_when_damaged() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let first = RelayIdentity::load_or_create_reset_key(dir.path()).unwrap();
+        assert_eq!(
+            RelayIdentity::load_or_create_reset_key(dir.path()).unwrap(),
+            first
+        );
+        let other = tempfile::tempdir().unwrap();
+        assert_ne!(
+            RelayIdentity::load_or_create_reset_key(other.path()).unwrap(),
+            first
+        );
+        let path = dir.path().join(IDENTITY_DIR).join(RESET_KEY_FILE);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        std::fs::write(&path, b"short").unwrap();
+        assert!(matches!(
+            RelayIdentity::load_or_create_reset_key(dir.path()),
+            Err(TlsError::BadResetKey { .. })
+        ));
     }
 
     #[test]

@@ -42,9 +42,12 @@ pub(super) enum EndpointError {
 }
 
 /// Binds the UDP socket and starts a quinn endpoint serving `crypto`.
+/// `reset_key` signs stateless resets; it outlives restarts so a restarted
+/// relay resets its previous run's connections at once.
 pub(super) fn bind(
     config: &Config,
     crypto: rustls::ServerConfig,
+    reset_key: &[u8; 32],
 ) -> Result<Endpoint, EndpointError> {
     let crypto = QuicServerConfig::try_from(crypto)?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
@@ -54,8 +57,9 @@ pub(super) fn bind(
         source,
     };
     let socket = udp_socket(config.listen, config.udp_buffer_bytes).map_err(socket_error)?;
+    let reset_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, reset_key);
     Endpoint::new(
-        EndpointConfig::default(),
+        EndpointConfig::new(Arc::new(reset_key)),
         Some(server),
         socket,
         Arc::new(TokioRuntime),

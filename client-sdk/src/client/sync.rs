@@ -1,0 +1,405 @@
+//! Talking to relays: reconnecting with backoff, receiving deliveries
+//! (process durably, then acknowledge), sending the outbox, and keeping
+//! prekeys topped up.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hearth_protocol::address::RelayAddress;
+use tokio::time::Instant;
+
+use super::connection::is_open;
+use super::{Client, commit};
+use crate::engine::{Outgoing, Received};
+use crate::error::Error;
+use crate::events::{ConnectionState, Event};
+use crate::messages::FailureReason;
+use crate::relay::{
+    ClientError, Delivery, OutgoingRecipient, OutgoingSend, PrekeyUpload, RelayClient,
+};
+
+/// What one [`Client::sync`] did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SyncReport {
+    /// Every event emitted during the sync, in order (new messages, contacts,
+    /// sends, failures, rejections, connection changes).
+    pub events: Vec<Event>,
+}
+
+impl SyncReport {
+    /// The messages received during the sync.
+    pub fn messages(&self) -> impl Iterator<Item = &crate::Message> {
+        self.events.iter().filter_map(|event| match event {
+            Event::Message(message) => Some(message),
+            _ => None,
+        })
+    }
+}
+
+impl Client {
+    /// Connects to this device's relay (retrying with backoff until `wait`
+    /// has passed), publishes prekeys if needed, sends the outbox, and
+    /// processes every pending delivery: it returns once `wait` has passed
+    /// and no delivery arrived for
+    /// [`quiet_period`](super::ClientOptions::quiet_period). With a zero
+    /// `wait` it makes one connection attempt and returns as soon as the
+    /// mailbox is drained.
+    ///
+    /// While [`Client::run`] is active it only waits `wait` (the running
+    /// loop handles deliveries) and reports the events meanwhile.
+    pub async fn sync(&self, wait: Duration) -> Result<SyncReport, Error> {
+        let mut events = self.events();
+        let deadline = Instant::now() + wait;
+        let result = match self.shared.pump.try_lock() {
+            Ok(_pump) => self.sync_until(deadline).await,
+            Err(_) => {
+                tokio::time::sleep_until(deadline).await;
+                Ok(())
+            }
+        };
+        let mut report = SyncReport::default();
+        while let Some(event) = events.try_recv() {
+            report.events.push(event);
+        }
+        result.map(|()| report)
+    }
+
+    async fn sync_until(&self, deadline: Instant) -> Result<(), Error> {
+        let quiet = self.shared.options.quiet_period;
+        let mut relay = self.connect_until(Some(deadline)).await?;
+        self.after_connect(&relay).await;
+        let mut last = Instant::now();
+        loop {
+            let until = deadline.max(last + quiet);
+            match tokio::time::timeout_at(until, relay.next_delivery()).await {
+                Ok(Some(delivery)) => {
+                    self.handle_delivery(&relay, delivery).await?;
+                    last = Instant::now();
+                }
+                Ok(None) => {
+                    self.lost(&relay).await;
+                    if Instant::now() >= deadline {
+                        return Err(Error::RelayUnreachable);
+                    }
+                    relay = self.connect_until(Some(deadline)).await?;
+                    self.after_connect(&relay).await;
+                    last = Instant::now();
+                }
+                Err(_) => break,
+            }
+        }
+        // Anything the app queued meanwhile.
+        self.flush().await
+    }
+
+    /// Keeps this device online until an error that retrying cannot fix
+    /// (e.g. [`Error::FingerprintMismatch`] or a failing store): reconnects
+    /// with backoff, processes deliveries as they arrive, and every
+    /// [`maintenance_interval`](super::ClientOptions::maintenance_interval)
+    /// retries the outbox and checks prekeys. Spawn it for a long-running
+    /// app: `tokio::spawn(async move { client.run().await })`.
+    pub async fn run(&self) -> Result<(), Error> {
+        let _pump = self.shared.pump.lock().await;
+        let interval = self.shared.options.maintenance_interval;
+        loop {
+            let relay = self.connect_until(None).await?;
+            self.after_connect(&relay).await;
+            let mut maintenance = tokio::time::interval_at(Instant::now() + interval, interval);
+            loop {
+                tokio::select! {
+                    delivery = relay.next_delivery() => match delivery {
+                        Some(delivery) => self.handle_delivery(&relay, delivery).await?,
+                        None => break,
+                    },
+                    _ = maintenance.tick() => self.after_connect(&relay).await,
+                }
+            }
+            self.lost(&relay).await;
+        }
+    }
+
+    /// The authenticated connection to our relay, retrying transient
+    /// failures with backoff until `deadline` (forever if `None`).
+    async fn connect_until(&self, deadline: Option<Instant>) -> Result<Arc<RelayClient>, Error> {
+        let mut attempt = 0u32;
+        if !self.shared.connections.own_is_open().await {
+            self.emit(Event::ConnectionState(ConnectionState::Connecting));
+        }
+        loop {
+            match self.own_relay().await {
+                Ok(relay) => return Ok(relay),
+                Err(error) if error.is_transient() => {
+                    let delay = {
+                        let mut rng = self.rng();
+                        self.shared.options.backoff.delay(attempt, &mut *rng)
+                    };
+                    attempt = attempt.saturating_add(1);
+                    if deadline.is_some_and(|deadline| Instant::now() + delay > deadline) {
+                        return Err(error);
+                    }
+                    self.emit(Event::ConnectionState(ConnectionState::Disconnected {
+                        retry_in: delay,
+                    }));
+                    tokio::time::sleep(delay).await;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// The authenticated connection to our relay, connecting once if needed.
+    pub(super) async fn own_relay(&self) -> Result<Arc<RelayClient>, Error> {
+        let shared = &self.shared;
+        let (relay, fresh) = shared
+            .connections
+            .own(&shared.relay, shared.mailbox_id, &shared.mailbox_key)
+            .await?;
+        if fresh {
+            self.emit(Event::ConnectionState(ConnectionState::Connected));
+        }
+        Ok(relay)
+    }
+
+    /// A connection to the relay at `address` (our own one if it is ours).
+    pub(super) async fn relay_at(&self, address: &RelayAddress) -> Result<Arc<RelayClient>, Error> {
+        if *address == self.shared.relay {
+            self.own_relay().await
+        } else {
+            Ok(self.shared.connections.other(address).await?)
+        }
+    }
+
+    /// Our connection went away.
+    async fn lost(&self, relay: &Arc<RelayClient>) {
+        self.shared.connections.forget(relay).await;
+        self.emit(Event::ConnectionState(ConnectionState::Disconnected {
+            retry_in: Duration::ZERO,
+        }));
+    }
+
+    /// Prekeys and the outbox, whenever a connection is (re)made. Failures
+    /// are logged: the next round retries.
+    async fn after_connect(&self, relay: &RelayClient) {
+        if let Err(error) = self.maintain_prekeys(relay).await {
+            tracing::warn!(%error, "prekey maintenance failed");
+        }
+        if let Err(error) = self.flush().await {
+            tracing::warn!(%error, "sending the outbox failed");
+        }
+    }
+
+    /// Processes a delivery envelope by envelope (each committed before the
+    /// next), then acknowledges all of it.
+    async fn handle_delivery(&self, relay: &RelayClient, delivery: Delivery) -> Result<(), Error> {
+        if delivery.mailbox_id != self.shared.mailbox_id {
+            return Ok(());
+        }
+        let mut seqs = Vec::with_capacity(delivery.envelopes.len());
+        for envelope in &delivery.envelopes {
+            let mut engine = self.shared.engine.lock().await;
+            let received = {
+                let mut rng = self.rng();
+                engine.receive(envelope, &mut *rng, self.now())?
+            };
+            if let Received::Processed { writes, events } = received {
+                commit(&mut engine, writes).await?;
+                drop(engine);
+                for event in events {
+                    self.emit(event);
+                }
+            }
+            seqs.push(envelope.seq);
+        }
+        // A failed acknowledgement only means a redelivery, which is
+        // recognised as already processed.
+        if let Err(error) = relay.ack(self.shared.mailbox_id, &seqs).await {
+            tracing::debug!(%error, "acknowledgement failed; the relay will redeliver");
+        }
+        Ok(())
+    }
+
+    // ---- prekeys -----------------------------------------------------------
+
+    async fn maintain_prekeys(&self, relay: &RelayClient) -> Result<(), Error> {
+        let counts = relay.prekey_counts(self.shared.mailbox_id).await?;
+        let upload = {
+            let mut engine = self.shared.engine.lock().await;
+            let plan = {
+                let mut rng = self.rng();
+                engine.maintain_prekeys(counts, &mut *rng, self.now())?
+            };
+            let Some((writes, upload)) = plan else {
+                return Ok(());
+            };
+            commit(&mut engine, writes).await?;
+            upload
+        };
+        self.publish(upload).await
+    }
+
+    /// Publishes prekeys whose private halves are already stored.
+    pub(super) async fn publish(&self, upload: PrekeyUpload) -> Result<(), Error> {
+        if crate::device::is_empty(&upload) {
+            return Ok(());
+        }
+        let with_bundle = !upload.signed_bundle.is_empty();
+        self.own_relay().await?.publish_prekeys(upload).await?;
+        if with_bundle {
+            let mut engine = self.shared.engine.lock().await;
+            let writes = engine.bundle_published();
+            commit(&mut engine, writes).await?;
+        }
+        Ok(())
+    }
+
+    // ---- the outbox --------------------------------------------------------
+
+    /// Sends the outbox, logging (not returning) delivery problems.
+    pub(super) async fn flush_quietly(&self) {
+        if let Err(error) = self.flush().await {
+            tracing::debug!(%error, "the outbox stays queued");
+        }
+    }
+
+    /// Hands every queued envelope to its relay, in order. A recipient
+    /// whose envelope is refused for now (mailbox full, rate limited) or a
+    /// relay that cannot be reached is skipped for the rest of this round,
+    /// so each conversation stays in order.
+    pub(super) async fn flush(&self) -> Result<(), Error> {
+        let _flush = self.shared.flush.lock().await;
+        let items = self.shared.engine.lock().await.outbox()?;
+        let mut held_members = HashSet::new();
+        let mut held_relays = HashSet::new();
+        for item in items {
+            let member = item.member()?;
+            if held_members.contains(&member) || held_relays.contains(&item.record.relay) {
+                continue;
+            }
+            match self.send_one(&item).await? {
+                Sent::Done => {}
+                Sent::HoldMember => {
+                    held_members.insert(member);
+                }
+                Sent::HoldRelay => {
+                    held_members.insert(member);
+                    held_relays.insert(item.record.relay.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn send_one(&self, item: &Outgoing) -> Result<Sent, Error> {
+        let Ok(address) = item.record.relay.parse::<RelayAddress>() else {
+            return self.finish(item, Err(FailureReason::UnknownMailbox)).await;
+        };
+        let relay = match self.relay_at(&address).await {
+            Ok(relay) => relay,
+            Err(error) => {
+                tracing::debug!(%error, "a recipient's relay is unreachable");
+                return Ok(Sent::HoldRelay);
+            }
+        };
+        let send = outgoing_send(item)?;
+        match relay.send(send).await {
+            Ok(results) => match results.first() {
+                Some(Ok(())) => self.finish(item, Ok(())).await,
+                Some(Err(code)) => {
+                    self.finish(item, Err(FailureReason::from_code(*code)))
+                        .await
+                }
+                None => Ok(Sent::HoldRelay),
+            },
+            Err(ClientError::Relay { code, .. }) => {
+                let reason = FailureReason::from_code(code);
+                let sent = self.finish(item, Err(reason)).await?;
+                Ok(if reason.is_retryable() {
+                    Sent::HoldRelay
+                } else {
+                    sent
+                })
+            }
+            Err(error) => {
+                tracing::debug!(%error, "sending failed; will retry");
+                if !is_open(&relay) {
+                    self.shared.connections.forget(&relay).await;
+                }
+                Ok(Sent::HoldRelay)
+            }
+        }
+    }
+
+    /// Records a relay's answer for `item` and tells the app.
+    async fn finish(
+        &self,
+        item: &Outgoing,
+        answer: Result<(), FailureReason>,
+    ) -> Result<Sent, Error> {
+        let (to, id) = (item.member()?, item.message_id()?);
+        let mut engine = self.shared.engine.lock().await;
+        let (writes, shown) = match answer {
+            Ok(()) => engine.sent(item)?,
+            Err(reason) => engine.refused(item, reason)?,
+        };
+        commit(&mut engine, writes).await?;
+        drop(engine);
+        match answer {
+            Ok(()) => {
+                if shown {
+                    self.emit(Event::MessageSent { to, id });
+                }
+                Ok(Sent::Done)
+            }
+            Err(reason) => {
+                let will_retry = reason.is_retryable();
+                if !(will_retry && item.record.failure_reported) {
+                    self.emit(Event::DeliveryFailed {
+                        to,
+                        id,
+                        reason,
+                        will_retry,
+                    });
+                }
+                Ok(if will_retry {
+                    Sent::HoldMember
+                } else {
+                    Sent::Done
+                })
+            }
+        }
+    }
+}
+
+/// What to do with the rest of the outbox after one send.
+enum Sent {
+    /// Go on.
+    Done,
+    /// Skip this recipient's later envelopes for now.
+    HoldMember,
+    /// Skip everything for this relay for now.
+    HoldRelay,
+}
+
+fn outgoing_send(item: &Outgoing) -> Result<OutgoingSend, Error> {
+    let corrupt = || Error::Store(crate::store::StoreError::Corrupt("outbox"));
+    let record = &item.record;
+    Ok(OutgoingSend {
+        client_message_id: record
+            .client_message_id
+            .as_slice()
+            .try_into()
+            .map_err(|_| corrupt())?,
+        body: Bytes::copy_from_slice(&record.body),
+        recipients: vec![OutgoingRecipient {
+            mailbox_id: record
+                .mailbox_id
+                .as_slice()
+                .try_into()
+                .map_err(|_| corrupt())?,
+            send_token: Bytes::copy_from_slice(&record.send_token),
+            sealed_header: Bytes::copy_from_slice(&record.sealed_header),
+        }],
+    })
+}
