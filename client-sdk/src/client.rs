@@ -21,7 +21,7 @@ use rand::rngs::StdRng;
 use tokio::sync::Mutex as AsyncMutex;
 
 pub use options::{Backoff, ClientOptions, Clock, SystemClock};
-pub use sync::SyncReport;
+pub use sync::{SyncReport, TEST_EXIT_BEFORE_ACK_STATUS, TEST_EXIT_BEFORE_ACK_VAR};
 
 use crate::contacts::Contact;
 use crate::device::Device;

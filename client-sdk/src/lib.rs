@@ -125,7 +125,10 @@ pub mod relay;
 pub mod safety;
 pub mod store;
 
-pub use client::{Backoff, Client, ClientOptions, Clock, STORE_DIR, SyncReport, SystemClock};
+pub use client::{
+    Backoff, Client, ClientOptions, Clock, STORE_DIR, SyncReport, SystemClock,
+    TEST_EXIT_BEFORE_ACK_STATUS, TEST_EXIT_BEFORE_ACK_VAR,
+};
 pub use contacts::Contact;
 pub use content::Content;
 pub use error::Error;

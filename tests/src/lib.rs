@@ -5,12 +5,15 @@
 //!   `127.0.0.1:0` with its own temporary data folder;
 //! - [`RelayProcess`]: the real `hearth-relay` binary as a child process on a
 //!   fixed port, which can be killed, terminated and restarted;
+//! - [`relay_binary`] and [`hearth_binary`]: the workspace's binaries, built
+//!   first when the tests run under cargo;
 //! - [`Owner`]: a mailbox owner (mailbox key, mailbox id, send token) and the
 //!   client steps around it (register, authenticate, drain deliveries).
 //!
 //! Every wait is bounded ([`within`]), so a failure can't hang the suite.
 #![forbid(unsafe_code)]
 
+mod binary;
 mod owner;
 mod process;
 mod relay;
@@ -24,7 +27,8 @@ pub use owner::{
     Owner, client_message_id, connect, drain, drain_and_ack, drain_until_quiet, fast_options,
     next_delivery,
 };
-pub use process::{RelayProcess, free_udp_port, relay_binary};
+pub use binary::{hearth_binary, relay_binary};
+pub use process::{RelayProcess, free_udp_port};
 pub use relay::{TestRelay, open_store, store_dir, stored_counts, test_config};
 
 /// The default bound on any single wait in these tests.

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use hearth_client::RelayAddress;
@@ -12,6 +12,7 @@ use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
+use crate::binary::relay_binary;
 use crate::within_for;
 
 /// What the relay prints once it listens, followed by its address.
@@ -51,66 +52,6 @@ fn ephemeral_range_start() -> u16 {
         .ok()
         .and_then(|text| text.split_whitespace().next()?.parse().ok())
         .unwrap_or(32768)
-}
-
-/// The path of the `hearth-relay` binary of this build profile
-/// (`target/<profile>/hearth-relay`, beside the test's `deps/` folder).
-///
-/// Under cargo (`CARGO` is set) it first runs `cargo build -p hearth-relay
-/// --bin hearth-relay` once per test process, so the binary under test is
-/// never older than the library the test was compiled against.
-pub fn relay_binary() -> PathBuf {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(find_or_build_binary).clone()
-}
-
-fn find_or_build_binary() -> PathBuf {
-    let exe = std::env::current_exe()
-        .unwrap_or_else(|e| panic!("locating the test executable failed: {e}"));
-    // target/<profile>/deps/<test>-<hash>
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap_or_else(|| {
-        panic!(
-            "the test executable {} is not in target/<profile>/deps",
-            exe.display()
-        )
-    });
-    let binary = profile_dir.join(format!("hearth-relay{}", std::env::consts::EXE_SUFFIX));
-    if std::env::var_os("CARGO").is_some() || !binary.exists() {
-        build_binary(profile_dir);
-    }
-    assert!(
-        binary.exists(),
-        "the relay binary {} is missing; build it with `cargo build -p hearth-relay --bin hearth-relay`",
-        binary.display()
-    );
-    binary
-}
-
-fn build_binary(profile_dir: &Path) {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") | None => "dev".to_owned(),
-        Some(name) => name.to_owned(),
-    };
-    let mut command = std::process::Command::new(cargo);
-    command.args([
-        "build",
-        "--quiet",
-        "-p",
-        "hearth-relay",
-        "--bin",
-        "hearth-relay",
-        "--profile",
-        &profile,
-    ]);
-    if let Some(target_dir) = profile_dir.parent() {
-        command.arg("--target-dir").arg(target_dir);
-    }
-    match command.status() {
-        Ok(status) if status.success() => {}
-        Ok(status) => panic!("`cargo build -p hearth-relay --bin hearth-relay` failed ({status})"),
-        Err(error) => panic!("running cargo to build the relay binary failed: {error}"),
-    }
 }
 
 /// The `hearth-relay` binary running as a child process on a fixed
