@@ -64,6 +64,17 @@
 //! `examples/two_members.rs` runs the same conversation against a real
 //! relay: `cargo run -p hearth-client --example two_members -- <relay address>`.
 //!
+//! ## The `hearth` CLI
+//!
+//! This crate also builds `hearth` (`src/bin/hearth/`), a thin,
+//! non-interactive layer over [`Client`] for terminals and scripts:
+//! `hearth init`, `whoami`, `contact invite | accept | list | verify`, `dm`,
+//! `sync` and `history`, with `--json` output (one object per line). The
+//! repository's README walks through it (section "Using the hearth CLI").
+//!
+//! For crash tests, [`TEST_EXIT_BEFORE_ACK_VAR`] makes a process exit right
+//! after it durably stored a delivery and before it acknowledges it.
+//!
 //! ## The relay client
 //!
 //! Underneath, [`relay`] holds the relay protocol client: a QUIC connection

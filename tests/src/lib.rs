@@ -23,11 +23,11 @@ use std::time::Duration;
 
 use hearth_client::{ClientError, RelayErrorCode};
 
+pub use binary::{hearth_binary, relay_binary};
 pub use owner::{
     Owner, client_message_id, connect, drain, drain_and_ack, drain_until_quiet, fast_options,
     next_delivery,
 };
-pub use binary::{hearth_binary, relay_binary};
 pub use process::{RelayProcess, free_udp_port};
 pub use relay::{TestRelay, open_store, store_dir, stored_counts, test_config};
 

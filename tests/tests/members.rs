@@ -14,9 +14,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use bytes::Bytes;
 use hearth_client::{
-    Backoff, Client, ClientOptions, Clock, ConnectOptions, Content, Direction, Event, Invite,
-    KdfParams, MemberId, MessageStatus, OutgoingRecipient, RejectReason, RelayAddress,
-    RelayClient, StorageKey, SystemClock,
+    Backoff, Client, ClientOptions, Clock, ConnectOptions, ConnectionState, Content, Direction,
+    Event, EventStream, Invite, KdfParams, MemberId, MessageStatus, OutgoingRecipient,
+    RejectReason, RelayAddress, RelayClient, StorageKey, SystemClock,
 };
 use hearth_relay::ids::MailboxId;
 use hearth_relay::store::MailboxStore as _;
@@ -57,10 +57,13 @@ impl Member {
     }
 
     /// Closes the device and opens it again from disk with `options`.
-    async fn reopen(&mut self, options: ClientOptions) {
-        self.client.close().await;
-        let opened = Client::open_with(self.home.path(), StorageKey::from_bytes(self.key), options);
-        self.client = within("reopen a member", opened).await.unwrap();
+    async fn reopen(self, options: ClientOptions) -> Self {
+        let Self { client, home, key } = self;
+        client.close().await;
+        drop(client);
+        let opened = Client::open_with(home.path(), StorageKey::from_bytes(key), options);
+        let client = within("reopen a member", opened).await.unwrap();
+        Self { client, home, key }
     }
 
     /// One sync: everything pending, then the events.
@@ -167,29 +170,42 @@ async fn introduce(inviter: &Member, acceptor: &Member) -> String {
     link
 }
 
+/// Everything buffered in `stream`.
+fn drain(stream: &mut EventStream) -> Vec<Event> {
+    std::iter::from_fn(|| stream.try_recv()).collect()
+}
+
 /// Syncs until `member` received `count` messages in all (or `limit`
 /// passed), tolerating a relay that is down for a while; then one more sync
 /// that must bring nothing. Returns every message received, in order.
+///
+/// Messages are read from an event subscription, as an app does: a sync
+/// that fails (the relay went away) still stored and announced what it
+/// received before.
 async fn receive(member: &Member, count: usize, limit: Duration) -> Vec<(MemberId, String)> {
+    let mut stream = member.client.events();
     let deadline = Instant::now() + limit;
-    let mut got = Vec::new();
-    while got.len() < count {
+    let mut events = Vec::new();
+    while texts(&events).len() < count {
         assert!(
             Instant::now() < deadline,
             "received {} of {count} messages within {limit:?}",
-            got.len()
+            texts(&events).len()
         );
-        match within("sync", member.client.sync(Duration::ZERO)).await {
-            Ok(report) => {
-                assert_eq!(rejections(&report.events), [], "nothing is refused");
-                got.extend(texts(&report.events));
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        if within("sync", member.client.sync(Duration::ZERO))
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        events.extend(drain(&mut stream));
     }
-    let extra = texts(&member.sync().await);
-    assert_eq!(extra, [], "messages arrived twice or unexpectedly");
-    got
+    within("sync", member.client.sync(Duration::ZERO))
+        .await
+        .unwrap_or_else(|e| panic!("the last sync failed: {e}"));
+    events.extend(drain(&mut stream));
+    assert_eq!(rejections(&events), [], "nothing is refused");
+    texts(&events)
 }
 
 /// Syncs until `member`'s outbox is empty.
@@ -222,7 +238,7 @@ async fn two_members_talk_both_ways_and_a_third_back_after_weeks_gets_everything
     let address = relay.address().clone();
     let alice = Member::create(&address, "Alice").await;
     let bob = Member::create(&address, "Bob").await;
-    let mut carol = Member::create(&address, "Carol").await;
+    let carol = Member::create(&address, "Carol").await;
     introduce(&bob, &alice).await;
     introduce(&alice, &carol).await;
     introduce(&bob, &carol).await;
@@ -232,7 +248,13 @@ async fn two_members_talk_both_ways_and_a_third_back_after_weeks_gets_everything
         alice.client.send_text(bob.id(), text).await.unwrap();
     }
     let got = receive(&bob, 2, Duration::from_secs(20)).await;
-    assert_eq!(got, from(alice.id(), &["hi Bob".into(), "how was the session?".into()]));
+    assert_eq!(
+        got,
+        from(
+            alice.id(),
+            &["hi Bob".into(), "how was the session?".into()]
+        )
+    );
     bob.client
         .send_text(alice.id(), "good, thanks")
         .await
@@ -256,7 +278,7 @@ async fn two_members_talk_both_ways_and_a_third_back_after_weeks_gets_everything
     // rotation), Carol comes back and gets everything, in order.
     let mut back = options();
     back.clock = Arc::new(Later(Duration::from_secs(21 * 24 * 3600)));
-    carol.reopen(back).await;
+    let carol = carol.reopen(back).await;
     let got = receive(&carol, 2 * EACH, Duration::from_secs(40)).await;
     let of = |member: MemberId| -> Vec<String> {
         got.iter()
@@ -264,8 +286,16 @@ async fn two_members_talk_both_ways_and_a_third_back_after_weeks_gets_everything
             .map(|(_, t)| t.clone())
             .collect()
     };
-    assert_eq!(of(alice.id()), for_carol_a, "Alice's messages, once each, in order");
-    assert_eq!(of(bob.id()), for_carol_b, "Bob's messages, once each, in order");
+    assert_eq!(
+        of(alice.id()),
+        for_carol_a,
+        "Alice's messages, once each, in order"
+    );
+    assert_eq!(
+        of(bob.id()),
+        for_carol_b,
+        "Bob's messages, once each, in order"
+    );
     let history = carol.history(alice.id()).await;
     let incoming: Vec<String> = history.iter().map(|(_, t)| t.clone()).collect();
     assert_eq!(incoming, for_carol_a);
@@ -294,21 +324,44 @@ fn send_all(client: Client, to: MemberId, texts: Vec<String>) -> tokio::task::Jo
     })
 }
 
-/// Syncs `client` over and over until `stop`, keeping what arrived.
-fn keep_syncing(
-    client: Client,
-    stop: Arc<AtomicBool>,
-) -> tokio::task::JoinHandle<Vec<(MemberId, String)>> {
+/// What a member syncing over and over saw.
+struct Synced {
+    /// The messages that arrived.
+    got: Vec<(MemberId, String)>,
+    /// Syncs that failed or lost the connection.
+    interrupted: usize,
+}
+
+/// Syncs `client` over and over until `stop`, reading what arrives from an
+/// event subscription.
+fn keep_syncing(client: Client, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Synced> {
     tokio::spawn(async move {
-        let mut events = Vec::new();
+        let mut stream = client.events();
+        let mut failed = 0;
         while !stop.load(Ordering::SeqCst) {
-            match client.sync(Duration::ZERO).await {
-                Ok(report) => events.extend(report.events),
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            if client.sync(Duration::ZERO).await.is_err() {
+                failed += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
+        let events = drain(&mut stream);
         assert_eq!(rejections(&events), [], "nothing is refused");
-        texts(&events)
+        // A connection made during the loop replaced one the kills broke.
+        let lost = events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    Event::ConnectionState(
+                        ConnectionState::Disconnected { .. } | ConnectionState::Connected
+                    )
+                )
+            })
+            .count();
+        Synced {
+            got: texts(&events),
+            interrupted: failed + lost,
+        }
     })
 }
 
@@ -346,8 +399,13 @@ async fn a_relay_sigkilled_mid_conversation_loses_nothing_and_shows_nothing_twic
         .await
         .unwrap();
     stop.store(true, Ordering::SeqCst);
-    let mut alice_got = within("alice's syncs", receivers.0).await.unwrap();
-    let mut bob_got = within("bob's syncs", receivers.1).await.unwrap();
+    let alice_synced = within("alice's syncs", receivers.0).await.unwrap();
+    let bob_synced = within("bob's syncs", receivers.1).await.unwrap();
+    assert!(
+        alice_synced.interrupted + bob_synced.interrupted > 0,
+        "the kills interrupted nobody, so nothing was tested"
+    );
+    let (mut alice_got, mut bob_got) = (alice_synced.got, bob_synced.got);
 
     flush(&alice, Duration::from_secs(20)).await;
     flush(&bob, Duration::from_secs(20)).await;
@@ -456,7 +514,10 @@ async fn the_relay_keeps_no_plaintext_names_or_member_ids_on_disk_or_in_its_logs
         alice.client.send_text(bob.id(), text).await.unwrap();
     }
     receive(&bob, to_bob.len(), Duration::from_secs(20)).await;
-    bob.client.send_text(alice.id(), &to_alice[0]).await.unwrap();
+    bob.client
+        .send_text(alice.id(), &to_alice[0])
+        .await
+        .unwrap();
     receive(&alice, 1, Duration::from_secs(20)).await;
     // Left unread: still in the relay's store at the end.
     let unread = format!("are you still up {}", tag());
@@ -478,7 +539,10 @@ async fn the_relay_keeps_no_plaintext_names_or_member_ids_on_disk_or_in_its_logs
     for (who, member) in [("alice", alice.id()), ("bob", bob.id())] {
         needles.push((format!("{who}'s member id"), member.as_bytes().to_vec()));
         let printed = member.to_string();
-        needles.push((format!("{who}'s printed member id"), printed.clone().into_bytes()));
+        needles.push((
+            format!("{who}'s printed member id"),
+            printed.clone().into_bytes(),
+        ));
         needles.push((
             format!("{who}'s printed member id"),
             printed.to_uppercase().into_bytes(),
@@ -496,7 +560,14 @@ async fn the_relay_keeps_no_plaintext_names_or_member_ids_on_disk_or_in_its_logs
     // The search works: it finds a needle hidden the ways it looks for.
     let hidden = [
         b"xx".as_slice(),
-        STANDARD_NO_PAD.encode(b"?".iter().chain(alice_name.as_bytes()).copied().collect::<Vec<u8>>()).as_bytes(),
+        STANDARD_NO_PAD
+            .encode(
+                b"?".iter()
+                    .chain(alice_name.as_bytes())
+                    .copied()
+                    .collect::<Vec<u8>>(),
+            )
+            .as_bytes(),
         URL_SAFE_NO_PAD.encode(bob.id().as_bytes()).as_bytes(),
     ]
     .concat();
@@ -513,7 +584,10 @@ async fn the_relay_keeps_no_plaintext_names_or_member_ids_on_disk_or_in_its_logs
         assert!(found.is_empty(), "{} holds {found:?}", file.display());
     }
     let output = relay.output();
-    assert!(output.contains("listening on"), "the relay's log was captured");
+    assert!(
+        output.contains("listening on"),
+        "the relay's log was captured"
+    );
     let found = leaks(&matcher, &names, output.as_bytes());
     assert!(found.is_empty(), "the relay's log holds {found:?}");
 }
@@ -585,8 +659,20 @@ async fn tampered_replayed_and_unknown_sender_envelopes_are_rejected_and_the_tal
 
     // Replayed, and tampered in the body and in the header.
     send_raw(&address, &invite, header.clone(), body.clone()).await;
-    send_raw(&address, &invite, header.clone(), flip(&body, body.len() / 2)).await;
-    send_raw(&address, &invite, flip(&header, header.len() / 2), body.clone()).await;
+    send_raw(
+        &address,
+        &invite,
+        header.clone(),
+        flip(&body, body.len() / 2),
+    )
+    .await;
+    send_raw(
+        &address,
+        &invite,
+        flip(&header, header.len() / 2),
+        body.clone(),
+    )
+    .await;
     let events = bob.sync().await;
     assert_eq!(texts(&events), [], "nothing crafted shows as a message");
     assert_eq!(
@@ -604,12 +690,12 @@ async fn tampered_replayed_and_unknown_sender_envelopes_are_rejected_and_the_tal
     let mut forged = invite.clone();
     forged.secret = rand::random();
     carol.client.accept_invite(&forged.to_link()).await.unwrap();
-    carol
-        .client
-        .send_text(bob.id(), "let me in")
-        .await
-        .unwrap();
-    assert_eq!(carol.client.queued().await.unwrap(), 0, "the relay took both");
+    carol.client.send_text(bob.id(), "let me in").await.unwrap();
+    assert_eq!(
+        carol.client.queued().await.unwrap(),
+        0,
+        "the relay took both"
+    );
     let events = bob.sync().await;
     assert_eq!(texts(&events), []);
     assert_eq!(

@@ -156,8 +156,8 @@ mod tests {
 
     #[test]
     fn a_safety_number_may_come_in_groups() {
-        let cli = Cli::try_parse_from(["hearth", "contact", "verify", "Sam", "12345", "67890"])
-            .unwrap();
+        let cli =
+            Cli::try_parse_from(["hearth", "contact", "verify", "Sam", "12345", "67890"]).unwrap();
         let Command::Contact(ContactCommand::Verify {
             member,
             safety_number,

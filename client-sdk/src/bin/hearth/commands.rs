@@ -146,7 +146,11 @@ async fn accept(client: &Client, link: &str) -> Result<()> {
         .accept_invite(link)
         .await
         .context("accepting the link")?;
-    say(&format!("Added {} ({}).", label(&contact), contact.member_id))?;
+    say(&format!(
+        "Added {} ({}).",
+        label(&contact),
+        contact.member_id
+    ))?;
     say(&format!("Safety number: {}", contact.safety_number))?;
     say(&format!(
         "Compare it with them (in person or on a call), then run: hearth contact verify {} NUMBER",
@@ -204,7 +208,9 @@ async fn dm(home: &Home, member: &str, text: &str) -> Result<()> {
         .await
         .context("sending")?;
     let failure = std::iter::from_fn(|| events.try_recv()).find_map(|event| match event {
-        Event::DeliveryFailed { id: failed, reason, .. } if failed == id => Some(reason),
+        Event::DeliveryFailed {
+            id: failed, reason, ..
+        } if failed == id => Some(reason),
         _ => None,
     });
     let status = message_status(&client, &contact, id).await?;
@@ -242,7 +248,11 @@ fn read_stdin() -> Result<String> {
 }
 
 /// Where our message `id` to `contact` stands.
-async fn message_status(client: &Client, contact: &Contact, id: MessageId) -> Result<MessageStatus> {
+async fn message_status(
+    client: &Client,
+    contact: &Contact,
+    id: MessageId,
+) -> Result<MessageStatus> {
     let history = client.history(contact.member_id).await?;
     history
         .iter()

@@ -248,7 +248,8 @@ mod tests {
         assert_eq!(fs::metadata(&path).unwrap().len(), 32);
         let dir_mode = fs::metadata(home.dir()).unwrap().permissions().mode();
         assert_eq!(dir_mode & 0o777, 0o700);
-        let (StoreSecret::Key(new), StoreSecret::Key(read)) = (&created.secret, home.secret().unwrap())
+        let (StoreSecret::Key(new), StoreSecret::Key(read)) =
+            (&created.secret, home.secret().unwrap())
         else {
             panic!("expected key secrets");
         };

@@ -355,7 +355,10 @@ mod tests {
 
     #[test]
     fn a_received_message_has_the_documented_json_fields() {
-        let line = message_json(&message(Direction::Incoming, MessageStatus::Received), &names());
+        let line = message_json(
+            &message(Direction::Incoming, MessageStatus::Received),
+            &names(),
+        );
         let value: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(value["kind"], "message");
         assert_eq!(value["id"], "ab".repeat(16));
