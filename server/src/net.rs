@@ -7,7 +7,8 @@
 //! - one task per connection registers it with the core and accepts its
 //!   request streams, one task per request (`net/request.rs`);
 //! - one delivery task per connection (`net/delivery.rs`) writes envelopes on
-//!   relay-opened unidirectional streams;
+//!   relay-opened unidirectional streams, taking freshly committed ones from
+//!   the hot cache (`net/hot.rs`) and the rest from the store;
 //! - one thread owns the store's writes and group-commits (`net/writer.rs`);
 //! - one task sweeps expired envelopes every `expiry_sweep`.
 //!
@@ -28,6 +29,7 @@
 mod connection;
 mod delivery;
 mod endpoint;
+mod hot;
 mod request;
 #[cfg(test)]
 mod tests;
@@ -54,6 +56,7 @@ use crate::store::MailboxStore;
 use crate::store::fjall::FjallStore;
 use crate::tls::RelayIdentity;
 use delivery::Wakers;
+use hot::{HOT_CACHE_BYTES, HotEnvelopes};
 use request::RequestsInFlight;
 use writer::{Writer, WriterThread};
 
@@ -95,6 +98,8 @@ fn now_ms() -> Millis {
 struct Shell {
     core: Arc<Mutex<RelayCore>>,
     store: Arc<dyn MailboxStore>,
+    /// Freshly committed envelopes, filled by the writer.
+    hot: Arc<HotEnvelopes>,
     writer: Writer,
     wakers: Arc<Wakers>,
     requests: RequestsInFlight,
@@ -174,14 +179,16 @@ impl RunningRelay {
         let local_addr = endpoint.local_addr().context("reading the bound address")?;
 
         let wakers = Arc::new(Wakers::default());
+        let hot = Arc::new(HotEnvelopes::new(HOT_CACHE_BYTES));
         let (stopping, _) = watch::channel(false);
         let store_failed = Arc::new(AtomicBool::new(false));
         let (writer, writer_thread) =
-            spawn_writer(&store, &core, &wakers, &stopping, &store_failed)
+            spawn_writer(&store, &hot, &core, &wakers, &stopping, &store_failed)
                 .context("starting the store writer")?;
         let shell = Arc::new(Shell {
             core,
             store,
+            hot,
             writer,
             wakers,
             requests: RequestsInFlight::default(),
@@ -324,31 +331,38 @@ async fn open_identity_and_store(
     .await?
 }
 
-/// Starts the writer thread: it reports each durable ticket to the core and
-/// wakes the connections that now have deliveries; a failed commit stops the
-/// relay.
+/// Starts the writer thread: it reports each durable group's tickets to the
+/// core (one lock per group) and wakes the connections that now have
+/// deliveries; a failed commit stops the relay.
 fn spawn_writer(
     store: &Arc<dyn MailboxStore>,
+    hot: &Arc<HotEnvelopes>,
     core: &Arc<Mutex<RelayCore>>,
     wakers: &Arc<Wakers>,
     stopping: &watch::Sender<bool>,
     store_failed: &Arc<AtomicBool>,
 ) -> std::io::Result<(Writer, WriterThread)> {
     let (core, wakers) = (Arc::clone(core), Arc::clone(wakers));
-    let on_committed = Box::new(move |ticket: crate::core::Ticket| {
-        // A statement of its own: the lock is released before waking.
-        let woken = core
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .handle_committed(ticket);
+    let mut woken = Vec::new();
+    let on_committed = Box::new(move |tickets: &[crate::core::Ticket]| {
+        {
+            let mut core = core.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            for &ticket in tickets {
+                woken.extend(core.handle_committed(ticket));
+            }
+        }
+        // The lock is released before waking.
+        woken.sort_unstable();
+        woken.dedup();
         wakers.wake(&woken);
+        woken.clear();
     });
     let (stopping, store_failed) = (stopping.clone(), Arc::clone(store_failed));
     let on_failure = Box::new(move || {
         store_failed.store(true, Ordering::SeqCst);
         stopping.send_replace(true);
     });
-    Writer::spawn(Arc::clone(store), on_committed, on_failure)
+    Writer::spawn(Arc::clone(store), Arc::clone(hot), on_committed, on_failure)
 }
 
 /// Every `every`, hands the core's expired envelopes and send records to the

@@ -4,10 +4,13 @@
 //! Every connection has one delivery task. It sleeps on a [`Notify`] that the
 //! writer pokes when a commit made envelopes deliverable on the connection
 //! (and that a request task pokes after authenticating), then drains
-//! [`crate::core::RelayCore::poll_delivery`]: for each plan it reads the
-//! envelopes and their bodies from the store on a blocking thread and writes
-//! them as one frame on a new stream. It never waits for the peer to
-//! acknowledge a stream (`stopped()`): the client's `Ack` request does that.
+//! [`crate::core::RelayCore::poll_delivery`]: for each plan it takes the
+//! envelopes and their bodies from the hot cache (`net/hot.rs`), where the
+//! writer put them on commit, and reads whatever is missing there (an older
+//! backlog, after eviction or a restart) from the store on a blocking thread;
+//! then it writes them as one frame on a new stream. It never waits for the
+//! peer to acknowledge a stream (`stopped()`): the client's `Ack` request
+//! does that.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -19,10 +22,11 @@ use quinn::Connection;
 use tokio::sync::Notify;
 use tracing::{debug, error};
 
+use super::hot::HotEnvelopes;
 use super::{CLOSE_INTERNAL, Shell};
 use crate::core::DeliveryPlan;
 use crate::ids::ConnId;
-use crate::store::{MailboxStore, StoreError};
+use crate::store::{EnvelopeMeta, MailboxStore, StoreError};
 
 /// The delivery wake-ups of live connections, shared by the request tasks
 /// and the writer thread.
@@ -83,10 +87,12 @@ pub(super) async fn run(
     connection: Connection,
     wake: Arc<Notify>,
 ) {
+    let closed = connection.closed();
+    let mut closed = std::pin::pin!(closed);
     loop {
         tokio::select! {
             () = wake.notified() => {}
-            _ = connection.closed() => return,
+            _ = &mut closed => return,
         }
         match drain(&shell, conn, &connection).await {
             Ok(()) => {}
@@ -114,10 +120,16 @@ async fn drain(
         // A statement of its own, so the lock is released before any await.
         let plan = shell.core().poll_delivery(conn);
         let Some(plan) = plan else { return Ok(()) };
-        let store = Arc::clone(&shell.store);
-        let delivery = tokio::task::spawn_blocking(move || read_delivery(store.as_ref(), &plan))
-            .await
-            .map_err(|_| DeliveryError::Reader)??;
+        let delivery = match hot_delivery(&shell.hot, &plan) {
+            Some(delivery) => delivery,
+            None => {
+                let (store, hot) = (Arc::clone(&shell.store), Arc::clone(&shell.hot));
+                let read = move || read_delivery(store.as_ref(), &hot, &plan);
+                tokio::task::spawn_blocking(read)
+                    .await
+                    .map_err(|_| DeliveryError::Reader)??
+            }
+        };
         if delivery.envelopes.is_empty() {
             continue;
         }
@@ -125,39 +137,79 @@ async fn drain(
     }
 }
 
-/// Reads a plan's envelopes and bodies into one `Delivery` frame. An
+/// The plan's `Delivery` frame from the hot cache alone, or `None` if any
+/// of its envelopes or bodies is not there. Never blocks on the store.
+fn hot_delivery(hot: &HotEnvelopes, plan: &DeliveryPlan) -> Option<pb::Delivery> {
+    let hot = hot.lock();
+    let envelopes = plan
+        .envelopes
+        .iter()
+        .map(|&(seq, meta)| {
+            let header = hot.header(&plan.mailbox, seq)?;
+            Some(envelope(seq, meta, header, hot.body(meta.body_id)?))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(delivery(plan, envelopes))
+}
+
+/// Reads a plan's envelopes and bodies into one `Delivery` frame, from the
+/// hot cache where they are still there and from the store otherwise. An
 /// envelope the store no longer has (acknowledged meanwhile) is skipped.
 fn read_delivery(
     store: &dyn MailboxStore,
+    hot: &HotEnvelopes,
     plan: &DeliveryPlan,
 ) -> Result<pb::Delivery, StoreError> {
     let mut envelopes = Vec::with_capacity(plan.envelopes.len());
     for &(seq, meta) in &plan.envelopes {
-        let Some(record) = store.read_envelope(&plan.mailbox, seq)? else {
-            continue;
+        let (header, body) = {
+            let hot = hot.lock();
+            (hot.header(&plan.mailbox, seq), hot.body(meta.body_id))
         };
-        let Some(body) = store.read_body(record.meta.body_id)? else {
-            continue;
+        let header = match header {
+            Some(header) => header,
+            None => match store.read_envelope(&plan.mailbox, seq)? {
+                Some(record) => record.sealed_header,
+                None => continue,
+            },
         };
-        envelopes.push(pb::Envelope {
-            seq,
-            sealed_header: record.sealed_header,
-            body,
-            stored_at_ms: meta.stored_at,
-        });
+        let body = match body {
+            Some(body) => body,
+            None => match store.read_body(meta.body_id)? {
+                Some(body) => body,
+                None => continue,
+            },
+        };
+        envelopes.push(envelope(seq, meta, header, body));
     }
-    Ok(pb::Delivery {
+    Ok(delivery(plan, envelopes))
+}
+
+/// One envelope of a `Delivery` frame.
+fn envelope(seq: u64, meta: EnvelopeMeta, sealed_header: Bytes, body: Bytes) -> pb::Envelope {
+    pb::Envelope {
+        seq,
+        sealed_header,
+        body,
+        stored_at_ms: meta.stored_at,
+    }
+}
+
+/// A plan's `Delivery` frame holding `envelopes`.
+fn delivery(plan: &DeliveryPlan, envelopes: Vec<pb::Envelope>) -> pb::Delivery {
+    pb::Delivery {
         mailbox_id: Bytes::copy_from_slice(&plan.mailbox.0),
         envelopes,
-    })
+    }
 }
 
 /// Writes one delivery on a new unidirectional stream.
 async fn send(connection: &Connection, delivery: &pb::Delivery) -> Result<(), DeliveryError> {
     let write_failed = |failure: &dyn std::fmt::Display| DeliveryError::Write(failure.to_string());
     let mut stream = connection.open_uni().await.map_err(|e| write_failed(&e))?;
+    // Handed over whole: quinn keeps the buffer instead of copying it.
     stream
-        .write_all(&frame::encode_message(delivery))
+        .write_chunk(Bytes::from(frame::encode_message(delivery)))
         .await
         .map_err(|e| write_failed(&e))?;
     stream.finish().map_err(|e| write_failed(&e))?;
@@ -168,6 +220,7 @@ async fn send(connection: &Connection, delivery: &pb::Delivery) -> Result<(), De
 mod tests {
     use super::*;
     use crate::ids::{BodyId, MailboxId};
+    use crate::net::hot::HOT_CACHE_BYTES;
     use crate::store::memory::MemoryStore;
     use crate::store::{Batch, EnvelopeMeta, EnvelopeRecord, Mutation};
 
@@ -221,7 +274,9 @@ mod tests {
             envelopes: vec![(1, meta(10, 101)), (2, meta(20, 102)), (3, meta(30, 103))],
         };
 
-        let delivery = read_delivery(&store, &plan).unwrap();
+        let cold = HotEnvelopes::new(HOT_CACHE_BYTES);
+        assert_eq!(hot_delivery(&cold, &plan), None, "nothing hot");
+        let delivery = read_delivery(&store, &cold, &plan).unwrap();
 
         assert_eq!(delivery.mailbox_id.as_ref(), &[7; 32]);
         let seqs: Vec<u64> = delivery.envelopes.iter().map(|e| e.seq).collect();
@@ -229,6 +284,74 @@ mod tests {
         assert_eq!(delivery.envelopes[0].sealed_header.as_ref(), b"h1");
         assert_eq!(delivery.envelopes[1].body.as_ref(), b"body 30");
         assert_eq!(delivery.envelopes[1].stored_at_ms, 103);
+    }
+
+    /// A store and a hot cache that both hold envelopes 1 and 2 (bodies 10
+    /// and 20); the hot cache's copies differ, to tell which one was read.
+    fn stored_and_hot(mailbox: MailboxId) -> (MemoryStore, HotEnvelopes) {
+        let store = MemoryStore::default();
+        let stored: Vec<Mutation> = store_envelope(mailbox, 1, 10, b"h1")
+            .into_iter()
+            .chain(store_envelope(mailbox, 2, 20, b"h2"))
+            .collect();
+        store
+            .commit(&[Batch {
+                mutations: stored.clone(),
+            }])
+            .unwrap();
+        let hot_copies = stored
+            .into_iter()
+            .map(|mutation| match mutation {
+                Mutation::PutBody { id, refs, .. } => Mutation::PutBody {
+                    id,
+                    bytes: Bytes::from(format!("hot body {}", id.0)),
+                    refs,
+                },
+                other => other,
+            })
+            .collect();
+        let hot = HotEnvelopes::new(HOT_CACHE_BYTES);
+        hot.apply(&[Batch {
+            mutations: hot_copies,
+        }]);
+        (store, hot)
+    }
+
+    #[test]
+    fn a_plan_of_hot_envelopes_is_built_without_the_store() {
+        let mailbox = MailboxId([7; 32]);
+        let (_store, hot) = stored_and_hot(mailbox);
+        let plan = DeliveryPlan {
+            mailbox,
+            envelopes: vec![(1, meta(10, 101)), (2, meta(20, 102))],
+        };
+        let delivery = hot_delivery(&hot, &plan).expect("all hot");
+        let bodies: Vec<&[u8]> = delivery.envelopes.iter().map(|e| e.body.as_ref()).collect();
+        assert_eq!(bodies, [b"hot body 10".as_slice(), b"hot body 20"]);
+        assert_eq!(delivery.envelopes[1].sealed_header.as_ref(), b"h2");
+        assert_eq!(delivery.envelopes[1].stored_at_ms, 102);
+    }
+
+    #[test]
+    fn a_miss_in_the_hot_cache_falls_back_to_the_store() {
+        let mailbox = MailboxId([7; 32]);
+        let (store, hot) = stored_and_hot(mailbox);
+        // Evicted from the cache (not deleted from the store).
+        hot.apply(&[Batch {
+            mutations: vec![Mutation::DeleteBody(BodyId(20))],
+        }]);
+        let plan = DeliveryPlan {
+            mailbox,
+            envelopes: vec![(1, meta(10, 101)), (2, meta(20, 102))],
+        };
+        assert_eq!(hot_delivery(&hot, &plan), None, "one body is missing");
+        let delivery = read_delivery(&store, &hot, &plan).unwrap();
+        let bodies: Vec<&[u8]> = delivery.envelopes.iter().map(|e| e.body.as_ref()).collect();
+        assert_eq!(
+            bodies,
+            [b"hot body 10".as_slice(), b"body 20"],
+            "hot where possible, stored for the miss"
+        );
     }
 
     #[test]

@@ -5,8 +5,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use bytes::Bytes;
 use hearth_proto::relay::{self as pb, ErrorCode};
 use hearth_protocol::frame::{self, FrameError};
+use prost::Message as _;
 use quinn::{Connection, RecvStream, SendStream};
 use tokio::sync::Notify;
 use tracing::{debug, warn};
@@ -33,12 +35,10 @@ pub(super) async fn serve(
         }
     };
     let response = match read {
-        Ok(Ok(bytes)) => {
-            match frame::decode_message::<pb::Request>(&bytes, shell.max_frame_bytes) {
-                Ok(request) => answer(&shell, conn, request).await,
-                Err(bad) => return bad_frame(&shell, conn, &connection, &mut send, &bad).await,
-            }
-        }
+        Ok(Ok(bytes)) => match decode_request(bytes, shell.max_frame_bytes) {
+            Ok(request) => answer(&shell, conn, request).await,
+            Err(bad) => return bad_frame(&shell, conn, &connection, &mut send, &bad).await,
+        },
         Ok(Err(bad)) => {
             let _ = recv.stop(super::CLOSE_BAD_FRAMES);
             return bad_frame(&shell, conn, &connection, &mut send, &bad).await;
@@ -134,7 +134,8 @@ async fn bad_frame(
 
 /// Writes the response frame and finishes the stream.
 async fn respond(send: &mut SendStream, response: &pb::Response) {
-    if let Err(failure) = send.write_all(&frame::encode_message(response)).await {
+    let frame = Bytes::from(frame::encode_message(response));
+    if let Err(failure) = send.write_chunk(frame).await {
         debug!(error = %failure, "could not send a response");
         return;
     }
@@ -156,6 +157,22 @@ async fn read_frame(
         }
     }
     Ok(Ok(frame.bytes))
+}
+
+/// Decodes a whole request frame as [`frame::decode_message`] does, but
+/// without copying: the request's bytes fields (bodies, sealed headers)
+/// share the frame's buffer.
+fn decode_request(frame: Vec<u8>, limit: usize) -> Result<pb::Request, FrameError> {
+    let frame = Bytes::from(frame);
+    let (len, prefix) = frame::decode_prefix(&frame, limit)?;
+    let end = prefix.checked_add(len).ok_or(FrameError::BadLength)?;
+    match end.cmp(&frame.len()) {
+        std::cmp::Ordering::Greater => Err(FrameError::Truncated),
+        std::cmp::Ordering::Less => Err(FrameError::TrailingBytes(frame.len() - end)),
+        std::cmp::Ordering::Equal => {
+            pb::Request::decode(frame.slice(prefix..end)).map_err(|_| FrameError::BadMessage)
+        }
+    }
 }
 
 /// Accumulates one frame's bytes, checking its length prefix as soon as it
@@ -290,6 +307,55 @@ mod tests {
                 declared: 1 << 20,
                 limit: 1024
             })
+        );
+    }
+
+    #[test]
+    fn a_request_decodes_as_decode_message_does_and_shares_the_frame() {
+        let request = pb::Request {
+            kind: Some(pb::request::Kind::Send(pb::Send {
+                body: Bytes::from(vec![7u8; 300]),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let encoded = frame::encode_message(&request);
+        assert_eq!(
+            decode_request(encoded.clone(), 1024),
+            frame::decode_message::<pb::Request>(&encoded, 1024)
+        );
+        let range = encoded.as_ptr_range();
+        let decoded = decode_request(encoded, 1024).unwrap();
+        let Some(pb::request::Kind::Send(send)) = decoded.kind else {
+            panic!("decoded another kind");
+        };
+        assert_eq!(send.body.as_ref(), &[7; 300]);
+        assert!(
+            range.contains(&send.body.as_ptr()),
+            "the body is a view of the frame, not a copy"
+        );
+    }
+
+    #[test]
+    fn a_request_frame_that_is_cut_long_or_garbled_is_refused() {
+        let encoded = frame::encode_message(&pb::Request::default());
+        let mut long = encoded.clone();
+        long.push(0);
+        assert_eq!(
+            decode_request(long, 1024),
+            Err(FrameError::TrailingBytes(1))
+        );
+        assert_eq!(
+            decode_request(vec![5, 1, 2], 1024),
+            Err(FrameError::Truncated)
+        );
+        assert!(matches!(
+            decode_request(vec![0x80, 0x80, 0x10], 1024),
+            Err(FrameError::TooLarge { .. })
+        ));
+        assert_eq!(
+            decode_request(vec![2, 0xff, 0xff], 1024),
+            Err(FrameError::BadMessage)
         );
     }
 

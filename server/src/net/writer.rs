@@ -3,8 +3,9 @@
 //! One dedicated thread owns every write to the store. It blocks until a
 //! commit is queued, then takes every other commit already waiting (there is
 //! no timer, so a lone commit waits for nobody), writes them with one
-//! [`MailboxStore::commit`] (one fdatasync), reports each ticket to the core
-//! in queue order, and only then answers every waiter.
+//! [`MailboxStore::commit`] (one fdatasync), puts the envelopes it stored in
+//! the hot cache (`net/hot.rs`), reports the group's tickets to the core in
+//! queue order, and only then answers every waiter.
 //!
 //! Commits must reach the store in the order the core returned them, so the
 //! shell queues a commit while it still holds the core's lock; the queue
@@ -26,6 +27,7 @@ use hearth_proto::relay::{self as pb, ErrorCode};
 use tokio::sync::oneshot;
 use tracing::{error, warn};
 
+use super::hot::HotEnvelopes;
 use crate::core::{Commit, PrekeyPlan, Reply, Ticket, error};
 use crate::ids::PrekeyKind;
 use crate::store::{Batch, MailboxStore, StoreError};
@@ -73,9 +75,10 @@ enum Job {
     Stop,
 }
 
-/// Called on the writer thread with each ticket, in queue order, once its
-/// batch is durable (the shell reports it to the core and wakes deliveries).
-pub(crate) type OnCommitted = Box<dyn FnMut(Ticket) + Send>;
+/// Called on the writer thread with the tickets of a group, in queue order,
+/// once the group is durable (the shell reports them to the core and wakes
+/// deliveries).
+pub(crate) type OnCommitted = Box<dyn FnMut(&[Ticket]) + Send>;
 
 /// Called once on the writer thread when the store failed to commit.
 pub(crate) type OnFailure = Box<dyn FnOnce() + Send>;
@@ -114,9 +117,11 @@ impl PendingCommit {
 }
 
 impl Writer {
-    /// Starts the writer thread.
+    /// Starts the writer thread. Each durable group is recorded in `hot`
+    /// before its tickets are reported.
     pub(crate) fn spawn(
         store: Arc<dyn MailboxStore>,
+        hot: Arc<HotEnvelopes>,
         on_committed: OnCommitted,
         on_failure: OnFailure,
     ) -> std::io::Result<(Writer, WriterThread)> {
@@ -125,7 +130,7 @@ impl Writer {
         std::thread::Builder::new()
             .name("hearth-store-writer".to_owned())
             .spawn(move || {
-                run(&queue, store, on_committed, on_failure);
+                run(&queue, store.as_ref(), &hot, on_committed, on_failure);
                 // Dropped last, after the store handle: shutdown waits for this.
                 drop(finished_tx);
             })?;
@@ -166,13 +171,14 @@ impl Writer {
 /// The writer thread's loop.
 fn run(
     queue: &mpsc::Receiver<Job>,
-    store: Arc<dyn MailboxStore>,
+    store: &dyn MailboxStore,
+    hot: &HotEnvelopes,
     mut on_committed: OnCommitted,
     on_failure: OnFailure,
 ) {
     while let Ok(first) = queue.recv() {
         let (group, stop) = take_group(first, queue);
-        if let Err(failure) = commit_group(store.as_ref(), group, &mut on_committed) {
+        if let Err(failure) = commit_group(store, hot, group, &mut on_committed) {
             error!(error = %failure, "store commit failed; stopping the relay");
             on_failure();
             return;
@@ -197,14 +203,16 @@ fn take_group(first: Job, queue: &mpsc::Receiver<Job>) -> (Vec<CommitJob>, bool)
     (group, false)
 }
 
-/// Writes one group durably, reports its tickets in order, answers its
-/// waiters.
+/// Writes one group durably, records it in the hot cache, reports its
+/// tickets in order, answers its waiters.
 fn commit_group(
     store: &dyn MailboxStore,
+    hot: &HotEnvelopes,
     group: Vec<CommitJob>,
     on_committed: &mut OnCommitted,
 ) -> Result<(), StoreError> {
     let mut batches = Vec::with_capacity(group.len());
+    let mut tickets = Vec::with_capacity(group.len());
     let mut waiters = Vec::with_capacity(group.len());
     for job in group {
         // A prekey fetch reads the keys its own batch is about to delete.
@@ -212,22 +220,24 @@ fn commit_group(
         if !job.batch.is_empty() {
             batches.push(job.batch);
         }
-        waiters.push((job.ticket, job.answer, response));
+        tickets.push(job.ticket);
+        waiters.push((job.answer, response));
     }
     // Empty batches only wait for the commits queued before them, which are
     // durable by now: no write is needed when the whole group is empty.
     if !batches.is_empty()
         && let Err(failure) = store.commit(&batches)
     {
-        for (_, answer, _) in waiters {
+        for (answer, _) in waiters {
             let _ = answer.send(Err(CommitFailed::Store));
         }
         return Err(failure);
     }
-    for (ticket, _, _) in &waiters {
-        on_committed(*ticket);
-    }
-    for (_, answer, response) in waiters {
+    // Deliveries of this group's envelopes start once the core knows them
+    // durable, and find them in the cache.
+    hot.apply(&batches);
+    on_committed(&tickets);
+    for (answer, response) in waiters {
         // The requester may have gone away; its answer is then moot.
         let _ = answer.send(Ok(response));
     }

@@ -9,9 +9,10 @@ use hearth_proto::relay::response::Kind;
 
 use super::*;
 use crate::core::response;
-use crate::ids::MailboxId;
+use crate::ids::{BodyId, MailboxId};
+use crate::net::hot::HOT_CACHE_BYTES;
 use crate::store::memory::MemoryStore;
-use crate::store::{EnvelopeRecord, Mutation, Snapshot};
+use crate::store::{EnvelopeMeta, EnvelopeRecord, Mutation, Snapshot};
 
 /// A store whose commits each wait for the test's go-ahead, so the test
 /// controls what queues while a commit runs.
@@ -84,17 +85,58 @@ struct Reports {
 }
 
 fn spawn(store: Arc<dyn MailboxStore>) -> (Writer, WriterThread, Arc<Reports>) {
+    spawn_with(store, Arc::new(HotEnvelopes::new(HOT_CACHE_BYTES)), |_| {})
+}
+
+/// Starts a writer whose report hook also runs `check` on each group.
+fn spawn_with(
+    store: Arc<dyn MailboxStore>,
+    hot: Arc<HotEnvelopes>,
+    check: impl Fn(&[Ticket]) + Send + 'static,
+) -> (Writer, WriterThread, Arc<Reports>) {
     let reports = Arc::new(Reports::default());
     let on_committed = {
         let reports = Arc::clone(&reports);
-        Box::new(move |ticket: Ticket| reports.tickets.lock().unwrap().push(ticket.0))
+        Box::new(move |tickets: &[Ticket]| {
+            check(tickets);
+            let mut reported = reports.tickets.lock().unwrap();
+            reported.extend(tickets.iter().map(|ticket| ticket.0));
+        })
     };
     let on_failure = {
         let reports = Arc::clone(&reports);
         Box::new(move || reports.failed.store(true, Ordering::SeqCst))
     };
-    let (writer, thread) = Writer::spawn(store, on_committed, on_failure).unwrap();
+    let (writer, thread) = Writer::spawn(store, hot, on_committed, on_failure).unwrap();
     (writer, thread, reports)
+}
+
+/// A commit that stores one envelope (seq `n`, body `n`) for `MAILBOX`.
+fn envelope_commit(n: u64) -> Commit {
+    let mut batch = Batch::default();
+    batch.push(Mutation::PutBody {
+        id: BodyId(n),
+        bytes: Bytes::from(format!("body {n}")),
+        refs: 1,
+    });
+    batch.push(Mutation::PutEnvelope {
+        mailbox: MAILBOX,
+        seq: n,
+        record: EnvelopeRecord {
+            meta: EnvelopeMeta {
+                body_id: BodyId(n),
+                stored_at: 1,
+                expires_at: 2,
+                size: 10,
+            },
+            sealed_header: Bytes::from(format!("header {n}")),
+        },
+    });
+    Commit {
+        ticket: Ticket(n),
+        batch,
+        reply: Reply::Ready(acked(0)),
+    }
 }
 
 async fn answer(pending: PendingCommit) -> Answer {
@@ -271,4 +313,55 @@ async fn a_prekey_fetch_reads_the_keys_its_own_batch_deletes() {
     );
     writer.stop();
     thread.finished().await;
+}
+
+#[tokio::test]
+async fn a_group_is_in_the_hot_cache_before_its_tickets_are_reported() {
+    let store = Arc::new(MemoryStore::default());
+    let hot = Arc::new(HotEnvelopes::new(HOT_CACHE_BYTES));
+    let seen_hot = Arc::new(AtomicBool::new(false));
+    let check = {
+        let (hot, seen_hot) = (Arc::clone(&hot), Arc::clone(&seen_hot));
+        move |tickets: &[Ticket]| {
+            let cache = hot.lock();
+            let all_hot = tickets.iter().all(|ticket| {
+                cache.header(&MAILBOX, ticket.0).is_some() && cache.body(BodyId(ticket.0)).is_some()
+            });
+            seen_hot.store(all_hot, Ordering::SeqCst);
+        }
+    };
+    let (writer, thread, reports) = spawn_with(store, Arc::clone(&hot), check);
+
+    assert_eq!(
+        answer(writer.enqueue(envelope_commit(1))).await,
+        Ok(acked(0))
+    );
+    assert!(
+        seen_hot.load(Ordering::SeqCst),
+        "cached before the core hears of it"
+    );
+    assert_eq!(*reports.tickets.lock().unwrap(), [1]);
+    {
+        let cache = hot.lock();
+        assert_eq!(cache.header(&MAILBOX, 1).unwrap().as_ref(), b"header 1");
+        assert_eq!(cache.body(BodyId(1)).unwrap().as_ref(), b"body 1");
+    }
+    writer.stop();
+    thread.finished().await;
+}
+
+#[tokio::test]
+async fn a_failed_commit_puts_nothing_in_the_hot_cache() {
+    let store = Arc::new(MemoryStore::default());
+    store.set_failing(true);
+    let hot = Arc::new(HotEnvelopes::new(HOT_CACHE_BYTES));
+    let (writer, thread, _reports) = spawn_with(store, Arc::clone(&hot), |_| {});
+    assert_eq!(
+        answer(writer.enqueue(envelope_commit(1))).await,
+        Err(CommitFailed::Store)
+    );
+    thread.finished().await;
+    let cache = hot.lock();
+    assert_eq!(cache.header(&MAILBOX, 1), None);
+    assert_eq!(cache.body(BodyId(1)), None);
 }
