@@ -6,6 +6,7 @@
 //! envelope's ratchet state is on disk before the envelope leaves, and a
 //! received envelope is acknowledged only after what it changed is on disk.
 
+mod circles;
 mod connection;
 mod options;
 mod sync;

@@ -8,6 +8,8 @@
 //! update the in-memory device state as they stage; if a commit fails the
 //! shell reloads the engine from the store.
 
+mod circle_messages;
+mod circles;
 mod receive;
 mod send;
 #[cfg(test)]
@@ -30,6 +32,7 @@ use crate::relay::{PrekeyCounts, PrekeyUpload};
 use crate::safety::SafetyNumber;
 use crate::store::{BLIND_LEN, Space, Store, StoreError, WriteSet};
 
+pub(crate) use circles::RosterChange;
 pub(crate) use receive::Received;
 pub(crate) use send::Outgoing;
 
@@ -217,6 +220,18 @@ impl Engine {
             .transpose()
     }
 
+    /// A session as it will be after `writes`.
+    pub(crate) fn session_in(
+        &self,
+        writes: &WriteSet,
+        member: MemberId,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        writes
+            .read(Space::Sessions, &self.session_key(member))?
+            .map(|bytes| records::decode(&bytes, "session"))
+            .transpose()
+    }
+
     fn put_session(&self, writes: &mut WriteSet, member: MemberId, record: &SessionRecord) {
         writes.put(
             Space::Sessions,
@@ -232,7 +247,9 @@ impl Engine {
             .store
             .scan(Space::Contacts, &[])?
             .iter()
-            .map(|(_, bytes)| Contact::from_record(&records::decode(bytes, "contact")?, &own))
+            .map(|(_, bytes)| records::decode::<ContactRecord>(bytes, "contact"))
+            .filter(|record| !matches!(record, Ok(r) if r.circle_only))
+            .map(|record| Contact::from_record(&record?, &own))
             .collect::<Result<Vec<_>, _>>()?;
         contacts.sort_by_key(|c| (c.added_at_ms, c.member_id));
         Ok(contacts)
@@ -299,6 +316,7 @@ impl Engine {
             send_token: send_token.to_vec(),
             created_at_ms: now_ms,
             used: false,
+            ..Default::default()
         };
         let mut writes = self.store.writes();
         writes.put(

@@ -67,6 +67,30 @@ pub enum Error {
     /// relay or network in the middle, or a damaged link.
     #[error("the invite's keys do not match the inviter")]
     InviteKeysMismatch,
+    /// No circle has the id or name given.
+    #[error("no such circle")]
+    UnknownCircle,
+    /// Several circles have the name given.
+    #[error("several circles have this name; use the circle id")]
+    AmbiguousCircle,
+    /// Only a facilitator of the circle may do this.
+    #[error("only a facilitator of the circle can do this")]
+    NotAFacilitator,
+    /// The member is not in the circle.
+    #[error("that member is not in the circle")]
+    NotACircleMember,
+    /// This device is not (or no longer) an active member of the circle.
+    #[error("you are not an active member of this circle")]
+    NotInCircle,
+    /// This device is already in (or joining) the circle.
+    #[error("you are already in this circle (or asked to join it)")]
+    AlreadyInCircle,
+    /// The change would leave the circle without a facilitator.
+    #[error("a circle needs at least one facilitator; promote someone first")]
+    LastFacilitator,
+    /// Content the app built is out of range (the field is named).
+    #[error("invalid content: {0}")]
+    InvalidContent(&'static str),
     /// The safety number given does not match this contact's.
     #[error("the safety number does not match")]
     SafetyNumberMismatch,

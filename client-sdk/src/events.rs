@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use crate::circles::feed::CircleMessage;
+use crate::circles::{Circle, CircleId, JoinRefusal};
 use crate::contacts::Contact;
 use crate::ids::{MemberId, MessageId};
 use crate::messages::{FailureReason, Message};
@@ -46,6 +48,18 @@ pub enum Event {
     },
     /// The connection to this device's relay changed.
     ConnectionState(ConnectionState),
+    /// A circle message arrived (it is already stored in the feed).
+    CircleMessage(CircleMessage),
+    /// A circle changed: we joined it, its roster, name, rules or our role
+    /// changed, we left or were removed.
+    CircleChanged(Circle),
+    /// A facilitator refused our request to join a circle.
+    CircleJoinRefused {
+        /// The circle.
+        circle: CircleId,
+        /// Why.
+        reason: JoinRefusal,
+    },
 }
 
 /// Why an incoming envelope was refused.
@@ -65,8 +79,13 @@ pub enum RejectReason {
     UnknownInvite,
     /// A contact request with an invite secret that was already used.
     InviteAlreadyUsed,
-    /// A kind of envelope this version cannot process (e.g. circles).
+    /// A kind of envelope this version cannot process.
     Unsupported,
+    /// A circle message whose signature does not verify.
+    BadSignature,
+    /// A roster version not signed by a facilitator of the version before
+    /// it, or otherwise invalid.
+    Forged,
 }
 
 /// The state of the connection to this device's relay.

@@ -121,6 +121,7 @@
 )]
 #![warn(missing_docs)]
 
+pub mod circles;
 mod client;
 mod contacts;
 mod content;
@@ -140,13 +141,20 @@ pub use client::{
     Backoff, Client, ClientOptions, Clock, STORE_DIR, SyncReport, SystemClock,
     TEST_EXIT_BEFORE_ACK_STATUS, TEST_EXIT_BEFORE_ACK_VAR,
 };
+pub use circles::feed::{
+    CircleMessage, DueStatus, GatheringView, GoalView, ProgressEntry, gatherings, goals, reactions,
+};
+pub use circles::{Circle, CircleId, CircleMember, CircleState, JoinRefusal, Role};
 pub use contacts::Contact;
-pub use content::Content;
+pub use content::{
+    Cadence, CheckIn, Content, Gathering, GatheringKind, Goal, GoalProgress, Reaction, Resource,
+    Rsvp, RsvpAnswer,
+};
 pub use error::Error;
 pub use events::{ConnectionState, Event, EventStream, RejectReason};
 pub use hearth_protocol::address::{Fingerprint, RelayAddress};
 pub use ids::{MemberId, MessageId};
-pub use invite::{InvalidInvite, Invite};
+pub use invite::{CircleInvite, InvalidInvite, Invite};
 pub use messages::{Direction, FailureReason, MAX_TEXT_BYTES, Message, MessageStatus};
 pub use relay::{
     ClientError, ConnectOptions, DeliveredEnvelope, Delivery, FetchedPrekeys, OutgoingRecipient,

@@ -82,6 +82,12 @@ pub(crate) struct DeviceState {
     /// The last-resort ML-KEM prekey's id.
     #[prost(uint32, tag = "9")]
     pub(crate) last_resort_pq_id: u32,
+    /// Next held-envelope sequence number.
+    #[prost(uint64, tag = "10")]
+    pub(crate) next_held_seq: u64,
+    /// Next relay-task sequence number.
+    #[prost(uint64, tag = "11")]
+    pub(crate) next_task_seq: u64,
 }
 
 /// A contact: another member's device and how to reach it.
@@ -121,6 +127,10 @@ pub(crate) struct ContactRecord {
     /// When the contact was added.
     #[prost(uint64, tag = "11")]
     pub(crate) added_at_ms: u64,
+    /// Known only as a fellow circle member, not a personal contact: not
+    /// listed among contacts.
+    #[prost(bool, tag = "12")]
+    pub(crate) circle_only: bool,
 }
 
 /// The pairwise session with a contact.
@@ -192,6 +202,12 @@ pub(crate) struct InviteRecord {
     /// Whether someone already accepted it (links work once).
     #[prost(bool, tag = "3")]
     pub(crate) used: bool,
+    /// For a circle invite: the circle (16 bytes); empty for a contact link.
+    #[prost(bytes = "vec", tag = "4")]
+    pub(crate) circle_id: Vec<u8>,
+    /// For a circle invite: when it stops working (0: never).
+    #[prost(uint64, tag = "5")]
+    pub(crate) expires_at_ms: u64,
 }
 
 /// Where a message stands.
@@ -241,6 +257,9 @@ pub(crate) struct MessageRecord {
     /// Why sending failed, as a relay error name (empty otherwise).
     #[prost(string, tag = "8")]
     pub(crate) failure: String,
+    /// The circle, for a circle message (16 bytes); empty in 1:1.
+    #[prost(bytes = "vec", tag = "9")]
+    pub(crate) circle_id: Vec<u8>,
 }
 
 /// An envelope waiting to be handed to a relay.
@@ -278,6 +297,150 @@ pub(crate) struct OutboxRecord {
     /// reported, so it is reported once.
     #[prost(bool, tag = "10")]
     pub(crate) failure_reported: bool,
+    /// A circle message: every recipient with its own sealed header (the
+    /// fields above naming one recipient are then empty). One body for all.
+    #[prost(message, repeated, tag = "11")]
+    pub(crate) recipients: Vec<OutboxRecipient>,
+    /// The circle of a circle message (16 bytes).
+    #[prost(bytes = "vec", tag = "12")]
+    pub(crate) circle_id: Vec<u8>,
+}
+
+/// One recipient of a circle message.
+#[derive(Clone, PartialEq, Message)]
+#[prost(skip_debug)]
+pub(crate) struct OutboxRecipient {
+    /// The member.
+    #[prost(bytes = "vec", tag = "1")]
+    pub(crate) member_id: Vec<u8>,
+    /// Their mailbox.
+    #[prost(bytes = "vec", tag = "2")]
+    pub(crate) mailbox_id: Vec<u8>,
+    /// The send token for it.
+    #[prost(bytes = "vec", tag = "3")]
+    pub(crate) send_token: Vec<u8>,
+    /// The sealed header for them.
+    #[prost(bytes = "vec", tag = "4")]
+    pub(crate) sealed_header: Vec<u8>,
+}
+
+/// Where we stand in a circle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, prost::Enumeration)]
+#[repr(i32)]
+pub(crate) enum StoredCircleState {
+    /// We asked to join and wait for a facilitator.
+    Joining = 0,
+    /// A member.
+    Active = 1,
+    /// We left.
+    Left = 2,
+    /// A facilitator removed us.
+    Removed = 3,
+}
+
+/// A circle this device belongs to (or asked to join).
+#[derive(Clone, PartialEq, Message)]
+#[prost(skip_debug)]
+pub(crate) struct CircleRecord {
+    /// The circle id (16 bytes).
+    #[prost(bytes = "vec", tag = "1")]
+    pub(crate) circle_id: Vec<u8>,
+    /// [`StoredCircleState`].
+    #[prost(enumeration = "StoredCircleState", tag = "2")]
+    pub(crate) state: i32,
+    /// `RosterChain::to_bytes` (empty while joining).
+    #[prost(bytes = "vec", tag = "3")]
+    pub(crate) chain: Vec<u8>,
+    /// How to reach each member (their door tokens).
+    #[prost(message, repeated, tag = "4")]
+    pub(crate) cards: Vec<hearth_proto::content::MemberCard>,
+    /// The send token members use to reach us first (registered on our
+    /// relay; replaced after every removal).
+    #[prost(bytes = "vec", tag = "5")]
+    pub(crate) door_token: Vec<u8>,
+    /// Our sender key for the current epoch (`SenderKeyState::to_bytes`);
+    /// empty until the next send makes one.
+    #[prost(bytes = "vec", tag = "6")]
+    pub(crate) own_key: Vec<u8>,
+    /// Members who have our current sender key.
+    #[prost(bytes = "vec", repeated, tag = "7")]
+    pub(crate) keys_sent_to: Vec<Vec<u8>>,
+    /// When we joined (or asked to).
+    #[prost(uint64, tag = "8")]
+    pub(crate) joined_at_ms: u64,
+    /// While joining: the circle's name from the link.
+    #[prost(string, tag = "9")]
+    pub(crate) invite_name: String,
+    /// While joining: the facilitator whose link we used.
+    #[prost(bytes = "vec", tag = "10")]
+    pub(crate) inviter: Vec<u8>,
+    /// Members who left or were removed (their later messages are refused).
+    #[prost(bytes = "vec", repeated, tag = "11")]
+    pub(crate) departed: Vec<Vec<u8>>,
+}
+
+/// Other members' sender keys in one circle, newest last.
+#[derive(Clone, PartialEq, Message)]
+#[prost(skip_debug)]
+pub(crate) struct SenderKeysRecord {
+    /// `RemoteSenderKey::to_bytes` each.
+    #[prost(bytes = "vec", repeated, tag = "1")]
+    pub(crate) keys: Vec<Vec<u8>>,
+}
+
+impl Drop for SenderKeysRecord {
+    fn drop(&mut self) {
+        use zeroize::Zeroize as _;
+        for key in &mut self.keys {
+            key.zeroize();
+        }
+    }
+}
+
+/// An envelope kept until what it needs arrives.
+#[derive(Clone, PartialEq, Message)]
+#[prost(skip_debug)]
+pub(crate) struct HeldRecord {
+    /// The sealed header.
+    #[prost(bytes = "vec", tag = "1")]
+    pub(crate) sealed_header: Vec<u8>,
+    /// The sealed body.
+    #[prost(bytes = "vec", tag = "2")]
+    pub(crate) body: Vec<u8>,
+    /// When it arrived.
+    #[prost(uint64, tag = "3")]
+    pub(crate) held_at_ms: u64,
+}
+
+/// Something to do on a relay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, prost::Enumeration)]
+#[repr(i32)]
+pub(crate) enum TaskKind {
+    /// Register `token` on our mailbox.
+    AddToken = 0,
+    /// Revoke `token` from our mailbox.
+    RevokeToken = 1,
+    /// Open a session with `member` of `circle` (fetch its prekeys with its
+    /// card's door token) and send it our sender key.
+    OpenSession = 2,
+}
+
+/// A relay chore, done (in order) before the outbox is sent.
+#[derive(Clone, PartialEq, Message)]
+#[prost(skip_debug)]
+pub(crate) struct TaskRecord {
+    /// [`TaskKind`].
+    #[prost(enumeration = "TaskKind", tag = "1")]
+    pub(crate) kind: i32,
+    /// The token to add or revoke.
+    #[prost(bytes = "vec", tag = "2")]
+    pub(crate) token: Vec<u8>,
+    /// The member to open a session with.
+    #[prost(bytes = "vec", tag = "3")]
+    pub(crate) member_id: Vec<u8>,
+    /// The circle the session is for.
+    #[prost(bytes = "vec", tag = "4")]
+    pub(crate) circle_id: Vec<u8>,
 }
 
 /// A signed prekey's private half and its age.
@@ -319,7 +482,12 @@ redacted_debug!(
     InviteRecord,
     MessageRecord,
     OutboxRecord,
-    SignedPrekeyRecord
+    OutboxRecipient,
+    SignedPrekeyRecord,
+    CircleRecord,
+    SenderKeysRecord,
+    HeldRecord,
+    TaskRecord
 );
 
 #[cfg(test)]

@@ -96,10 +96,20 @@ pub(crate) enum Space {
     MessageIds,
     /// Outgoing envelopes: outbox sequence (u64).
     Outbox,
+    /// Circles by blinded circle id.
+    Circles,
+    /// Other members' sender keys: blinded (circle id, member id).
+    SenderKeys,
+    /// Envelopes that arrived before what they need (a roster version, a
+    /// sender key): held sequence (u64).
+    Held,
+    /// Relay chores (send tokens to add or revoke, sessions to open): task
+    /// sequence (u64).
+    Tasks,
 }
 
 impl Space {
-    const ALL: [Space; 8] = [
+    const ALL: [Space; 12] = [
         Space::Device,
         Space::Prekeys,
         Space::Contacts,
@@ -108,6 +118,10 @@ impl Space {
         Space::Messages,
         Space::MessageIds,
         Space::Outbox,
+        Space::Circles,
+        Space::SenderKeys,
+        Space::Held,
+        Space::Tasks,
     ];
 
     /// The fjall keyspace name (also bound into each value's AAD).
@@ -121,6 +135,10 @@ impl Space {
             Space::Messages => "messages",
             Space::MessageIds => "message_ids",
             Space::Outbox => "outbox",
+            Space::Circles => "circles",
+            Space::SenderKeys => "sender_keys",
+            Space::Held => "held",
+            Space::Tasks => "tasks",
         }
     }
 
@@ -367,6 +385,25 @@ impl WriteSet {
     /// Whether nothing was added.
     pub(crate) fn is_empty(&self) -> bool {
         self.ops.is_empty()
+    }
+
+    /// Reads `key` as it will be after the commit: the last staged write
+    /// if there is one, else the store.
+    pub(crate) fn read(
+        &self,
+        space: Space,
+        key: &[u8],
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        let staged = self
+            .ops
+            .iter()
+            .rev()
+            .find(|(s, k, _)| *s == space && k.as_slice() == key);
+        match staged {
+            Some((_, _, Some(sealed))) => self.store.decrypt(space, key, sealed).map(Some),
+            Some((_, _, None)) => Ok(None),
+            None => self.store.get(space, key),
+        }
     }
 }
 

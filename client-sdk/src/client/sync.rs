@@ -16,6 +16,7 @@ use crate::engine::{Outgoing, Received};
 use crate::error::Error;
 use crate::events::{ConnectionState, Event};
 use crate::messages::FailureReason;
+use crate::records::TaskKind;
 use crate::relay::{
     ClientError, Delivery, OutgoingRecipient, OutgoingSend, PrekeyUpload, RelayClient,
 };
@@ -212,6 +213,7 @@ impl Client {
             }
             seqs.push(envelope.seq);
         }
+        self.retry_held().await?;
         exit_before_ack_if_asked();
         // A failed acknowledgement only means a redelivery, which is
         // recognised as already processed.
@@ -270,12 +272,30 @@ impl Client {
     /// so each conversation stays in order.
     pub(super) async fn flush(&self) -> Result<(), Error> {
         let _flush = self.shared.flush.lock().await;
+        self.run_tasks().await?;
         let items = self.shared.engine.lock().await.outbox()?;
         let mut held_members = HashSet::new();
         let mut held_relays = HashSet::new();
         for item in items {
+            if held_relays.contains(&item.record.relay) {
+                continue;
+            }
+            if item.circle().is_some() {
+                let members = circle_recipients(&item);
+                if members.iter().any(|m| held_members.contains(m)) {
+                    continue;
+                }
+                match self.send_circle(&item).await? {
+                    CircleSent::Done(held) => held_members.extend(held),
+                    CircleSent::HoldRelay => {
+                        held_members.extend(members);
+                        held_relays.insert(item.record.relay.clone());
+                    }
+                }
+                continue;
+            }
             let member = item.member()?;
-            if held_members.contains(&member) || held_relays.contains(&item.record.relay) {
+            if held_members.contains(&member) {
                 continue;
             }
             match self.send_one(&item).await? {
@@ -290,6 +310,173 @@ impl Client {
             }
         }
         Ok(())
+    }
+
+    /// Sends one circle message: one request, one body, every recipient.
+    async fn send_circle(&self, item: &Outgoing) -> Result<CircleSent, Error> {
+        let Ok(address) = item.record.relay.parse::<RelayAddress>() else {
+            let failed: Vec<_> = circle_recipients(item)
+                .into_iter()
+                .map(|m| (m, FailureReason::UnknownMailbox))
+                .collect();
+            return self.circle_answered(item, &failed).await;
+        };
+        let relay = match self.relay_at(&address).await {
+            Ok(relay) => relay,
+            Err(error) => {
+                tracing::debug!(%error, "a circle member's relay is unreachable");
+                return Ok(CircleSent::HoldRelay);
+            }
+        };
+        let send = outgoing_send(item)?;
+        let members = circle_recipients(item);
+        match relay.send(send).await {
+            Ok(results) => {
+                let failed: Vec<_> = members
+                    .iter()
+                    .zip(results)
+                    .filter_map(|(m, r)| r.err().map(|code| (*m, FailureReason::from_code(code))))
+                    .collect();
+                self.circle_answered(item, &failed).await
+            }
+            Err(ClientError::Relay { code, .. }) => {
+                let reason = FailureReason::from_code(code);
+                if reason.is_retryable() {
+                    return Ok(CircleSent::HoldRelay);
+                }
+                let failed: Vec<_> = members.into_iter().map(|m| (m, reason)).collect();
+                self.circle_answered(item, &failed).await
+            }
+            Err(error) => {
+                tracing::debug!(%error, "sending failed; will retry");
+                if !is_open(&relay) {
+                    self.shared.connections.forget(&relay).await;
+                }
+                Ok(CircleSent::HoldRelay)
+            }
+        }
+    }
+
+    async fn circle_answered(
+        &self,
+        item: &Outgoing,
+        failed: &[(crate::MemberId, FailureReason)],
+    ) -> Result<CircleSent, Error> {
+        let id = item.message_id()?;
+        let mut engine = self.shared.engine.lock().await;
+        let writes = {
+            let mut rng = self.rng();
+            engine.circle_sent(item, failed, &mut *rng)?
+        };
+        commit(&mut engine, writes).await?;
+        drop(engine);
+        let mut held = Vec::new();
+        for (to, reason) in failed {
+            let will_retry = reason.is_retryable();
+            if will_retry {
+                held.push(*to);
+            }
+            if !(will_retry && item.record.failure_reported) {
+                self.emit(Event::DeliveryFailed {
+                    to: *to,
+                    id,
+                    reason: *reason,
+                    will_retry,
+                });
+            }
+        }
+        Ok(CircleSent::Done(held))
+    }
+
+    /// Relay chores before the outbox: send tokens to add (before the
+    /// messages that hand them out) or revoke, sessions to open with circle
+    /// members. A chore that fails for now stays for the next round.
+    async fn run_tasks(&self) -> Result<(), Error> {
+        let tasks = self.shared.engine.lock().await.tasks()?;
+        for (seq, task) in tasks {
+            let done = match TaskKind::try_from(task.kind) {
+                Ok(TaskKind::AddToken) => {
+                    let relay = self.own_relay().await?;
+                    relay.add_send_token(self.shared.mailbox_id, &task.token).await.is_ok()
+                }
+                Ok(TaskKind::RevokeToken) => {
+                    let relay = self.own_relay().await?;
+                    match relay.revoke_send_token(self.shared.mailbox_id, &task.token).await {
+                        Ok(()) | Err(ClientError::Relay { .. }) => true,
+                        Err(_) => false,
+                    }
+                }
+                Ok(TaskKind::OpenSession) => self.open_session(&task).await?,
+                Err(_) => true,
+            };
+            if !done {
+                return Ok(());
+            }
+            let mut engine = self.shared.engine.lock().await;
+            let writes = engine.task_done(seq);
+            commit(&mut engine, writes).await?;
+        }
+        Ok(())
+    }
+
+    /// Fetches a circle member's prekeys and opens the session a chore asks
+    /// for; `false` if it should be tried again later.
+    async fn open_session(&self, task: &crate::records::TaskRecord) -> Result<bool, Error> {
+        let Some(card) = self.shared.engine.lock().await.session_target(task)? else {
+            return Ok(true);
+        };
+        let (Ok(address), Ok(mailbox)) = (
+            card.relay.parse::<RelayAddress>(),
+            <[u8; 32]>::try_from(card.mailbox_id.as_slice()),
+        ) else {
+            return Ok(true);
+        };
+        let Ok(relay) = self.relay_at(&address).await else {
+            return Ok(false);
+        };
+        let fetched = match relay.fetch_prekeys(mailbox, &card.send_token).await {
+            Ok(fetched) => fetched,
+            Err(ClientError::Relay { .. }) => return Ok(true),
+            Err(_) => return Ok(false),
+        };
+        let Ok(bundle) = hearth_protocol::wire::decode_prekey_bundle(
+            &fetched.signed_bundle,
+            fetched.one_time_prekey.as_deref(),
+            &fetched.pq_prekey,
+        ) else {
+            return Ok(true);
+        };
+        let mut engine = self.shared.engine.lock().await;
+        let opened = {
+            let mut rng = self.rng();
+            engine.open_circle_session(task, &card, &bundle, &mut *rng, self.now())
+        };
+        match opened {
+            Ok(writes) => commit(&mut engine, writes).await?,
+            Err(Error::Store(error)) => return Err(Error::Store(error)),
+            Err(error) => tracing::debug!(%error, "not opening a circle session"),
+        }
+        Ok(true)
+    }
+
+    /// Tries held envelopes again (after something arrived that they may
+    /// have waited for), committing each that moves.
+    pub(super) async fn retry_held(&self) -> Result<(), Error> {
+        loop {
+            let mut engine = self.shared.engine.lock().await;
+            let moved = {
+                let mut rng = self.rng();
+                engine.retry_held(&mut *rng, self.now())?
+            };
+            let Some((writes, events)) = moved else {
+                return Ok(());
+            };
+            commit(&mut engine, writes).await?;
+            drop(engine);
+            for event in events {
+                self.emit(event);
+            }
+        }
     }
 
     async fn send_one(&self, item: &Outgoing) -> Result<Sent, Error> {
@@ -391,6 +578,24 @@ fn exit_before_ack_if_asked() {
     }
 }
 
+/// What to do with the rest of the outbox after one circle send.
+enum CircleSent {
+    /// Go on, skipping these members' later envelopes.
+    Done(Vec<crate::MemberId>),
+    /// Skip everything for this relay for now.
+    HoldRelay,
+}
+
+/// The members a circle outbox entry goes to.
+fn circle_recipients(item: &Outgoing) -> Vec<crate::MemberId> {
+    item.record
+        .recipients
+        .iter()
+        .filter_map(|r| <[u8; 16]>::try_from(r.member_id.as_slice()).ok())
+        .map(crate::MemberId::from_bytes)
+        .collect()
+}
+
 /// What to do with the rest of the outbox after one send.
 enum Sent {
     /// Go on.
@@ -404,6 +609,27 @@ enum Sent {
 fn outgoing_send(item: &Outgoing) -> Result<OutgoingSend, Error> {
     let corrupt = || Error::Store(crate::store::StoreError::Corrupt("outbox"));
     let record = &item.record;
+    if !record.recipients.is_empty() {
+        return Ok(OutgoingSend {
+            client_message_id: record
+                .client_message_id
+                .as_slice()
+                .try_into()
+                .map_err(|_| corrupt())?,
+            body: Bytes::copy_from_slice(&record.body),
+            recipients: record
+                .recipients
+                .iter()
+                .map(|r| {
+                    Ok(OutgoingRecipient {
+                        mailbox_id: r.mailbox_id.as_slice().try_into().map_err(|_| corrupt())?,
+                        send_token: Bytes::copy_from_slice(&r.send_token),
+                        sealed_header: Bytes::copy_from_slice(&r.sealed_header),
+                    })
+                })
+                .collect::<Result<_, Error>>()?,
+        });
+    }
     Ok(OutgoingSend {
         client_message_id: record
             .client_message_id

@@ -24,14 +24,14 @@ use zeroize::Zeroizing;
 
 use super::Engine;
 use crate::contacts::{self, Contact};
-use crate::content::{self, Kind};
+use crate::content::{self, CircleControl, Kind};
 use crate::device::{PrekeyKind, REPLAY_KEY, prekey_key};
 use crate::events::{Event, RejectReason};
 use crate::ids::{MemberId, MessageId};
 use crate::messages::Message;
 use crate::records::{
-    self, AcceptedInit, ContactRecord, MessageRecord, SessionRecord, SignedPrekeyRecord,
-    StoredStatus,
+    self, AcceptedInit, ContactRecord, HeldRecord, MessageRecord, SessionRecord,
+    SignedPrekeyRecord, StoredStatus,
 };
 use crate::relay::DeliveredEnvelope;
 use crate::store::{Space, StoreError, WriteSet};
@@ -40,6 +40,10 @@ use crate::store::{Space, StoreError, WriteSet};
 const MAX_NAME_CHARS: usize = 64;
 /// Longest send token accepted from a contact request.
 const MAX_TOKEN_LEN: usize = 256;
+/// Most envelopes held for later at once.
+const MAX_HELD: usize = 1_000;
+/// How long an envelope is held before it is given up.
+const HOLD_FOR_MS: u64 = 14 * 24 * 60 * 60 * 1000;
 
 /// What processing one envelope produced.
 #[derive(Debug)]
@@ -59,9 +63,12 @@ pub(crate) enum Received {
 /// Why an envelope was not applied: refused, or our own store failed (then
 /// nothing is acknowledged).
 #[derive(Debug)]
-enum Refusal {
+pub(super) enum Refusal {
     Reject(RejectReason),
     Store(StoreError),
+    /// It needs something that has not arrived yet (a roster version, a
+    /// sender key): keep it and try again later.
+    Hold,
 }
 
 impl From<RejectReason> for Refusal {
@@ -78,8 +85,8 @@ impl From<StoreError> for Refusal {
 
 /// The effects of an applied envelope beyond its writes.
 #[derive(Debug, Default)]
-struct Applied {
-    events: Vec<Event>,
+pub(super) struct Applied {
+    pub(super) events: Vec<Event>,
     replay_tag: Option<ReplayTag>,
 }
 
@@ -116,9 +123,15 @@ impl Engine {
                 }
                 (writes, applied.events)
             }
-            Err(Refusal::Reject(_)) if redelivered => {
+            Err(Refusal::Reject(_) | Refusal::Hold) if redelivered => {
                 self.state = saved;
                 return Ok(Received::AlreadyProcessed);
+            }
+            Err(Refusal::Hold) => {
+                self.state = saved;
+                let mut writes = self.store.writes();
+                self.hold(&mut writes, envelope, now_ms)?;
+                (writes, Vec::new())
             }
             Err(Refusal::Reject(reason)) => {
                 tracing::debug!(?reason, seq = envelope.seq, "rejected an envelope");
@@ -143,28 +156,98 @@ impl Engine {
         rng: &mut R,
         now_ms: u64,
     ) -> Result<Applied, Refusal> {
-        let inner = self.open(envelope)?;
+        let inner = self.open(&envelope.sealed_header, &envelope.body)?;
         let sender = MemberId::of(&inner.sender.sig_key);
         match inner.message {
             InnerMessage::Ratchet(message) => {
                 let decrypted = self.decrypt_ratchet(sender, &inner.sender, &message, rng)?;
-                self.deliver(decrypted, writes, now_ms)
+                self.deliver(decrypted, writes, rng, now_ms)
             }
             InnerMessage::PreKey(message) => {
                 self.apply_prekey(sender, &inner.sender, message, writes, rng, now_ms)
             }
-            InnerMessage::SenderKey(_) => Err(RejectReason::Unsupported.into()),
+            InnerMessage::SenderKey(message) => {
+                self.apply_sender_key_message(sender, &inner.sender, &message, writes, now_ms)
+            }
         }
     }
 
+    /// Keeps an envelope for [`Self::retry_held`]. The oldest go when too
+    /// many wait.
+    fn hold(
+        &mut self,
+        writes: &mut WriteSet,
+        envelope: &DeliveredEnvelope,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let held = self.store.scan(Space::Held, &[])?;
+        for (key, _) in held.iter().take((held.len() + 1).saturating_sub(MAX_HELD)) {
+            writes.delete(Space::Held, key);
+        }
+        let record = HeldRecord {
+            sealed_header: envelope.sealed_header.to_vec(),
+            body: envelope.body.to_vec(),
+            held_at_ms: now_ms,
+        };
+        let seq = self.state.next_held_seq;
+        self.state.next_held_seq += 1;
+        writes.put(Space::Held, &seq.to_be_bytes(), &records::encode(&record));
+        Ok(())
+    }
+
+    /// Tries the held envelopes again, oldest first; returns what the
+    /// first one that moved changed (commit it, then call again), or
+    /// `None` when none can move.
+    pub(crate) fn retry_held<R: rand::CryptoRng>(
+        &mut self,
+        rng: &mut R,
+        now_ms: u64,
+    ) -> Result<Option<(WriteSet, Vec<Event>)>, StoreError> {
+        for (key, bytes) in self.store.scan(Space::Held, &[])? {
+            let record: HeldRecord = records::decode(&bytes, "held envelope")?;
+            let mut writes = self.store.writes();
+            writes.delete(Space::Held, &key);
+            if now_ms.saturating_sub(record.held_at_ms) > HOLD_FOR_MS {
+                return Ok(Some((writes, vec![Event::Rejected { reason: RejectReason::Undecryptable }])));
+            }
+            let envelope = DeliveredEnvelope {
+                seq: u64::MAX,
+                stored_at_ms: record.held_at_ms,
+                sealed_header: record.sealed_header.clone().into(),
+                body: record.body.clone().into(),
+            };
+            let saved = self.state;
+            match self.apply(&envelope, &mut writes, rng, now_ms) {
+                Ok(applied) => {
+                    if let Some(tag) = applied.replay_tag {
+                        let _ = self.replay.record(tag);
+                        writes.put(Space::Device, REPLAY_KEY, &self.replay.to_bytes());
+                    }
+                    self.put_state(&mut writes);
+                    return Ok(Some((writes, applied.events)));
+                }
+                Err(Refusal::Hold) => self.state = saved,
+                Err(Refusal::Reject(reason)) => {
+                    self.state = saved;
+                    return Ok(Some((writes, vec![Event::Rejected { reason }])));
+                }
+                Err(Refusal::Store(error)) => {
+                    self.state = saved;
+                    return Err(error);
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// Opens the sealed header and body and decodes the inner message.
-    fn open(&self, envelope: &DeliveredEnvelope) -> Result<SealedInner, RejectReason> {
+    fn open(&self, sealed_header: &[u8], body: &[u8]) -> Result<SealedInner, RejectReason> {
         let our_dh =
             x25519_dalek::StaticSecret::from(*self.device.identity.dh().expose_private_bytes());
-        let (key, hash) = open_header(&our_dh, &self.device.mailbox_id, &envelope.sealed_header)
+        let (key, hash) = open_header(&our_dh, &self.device.mailbox_id, sealed_header)
             .map_err(|_| RejectReason::Undecryptable)?;
         let inner = Zeroizing::new(
-            open_body(&key, &hash, &envelope.body).map_err(|_| RejectReason::Undecryptable)?,
+            open_body(&key, &hash, body).map_err(|_| RejectReason::Undecryptable)?,
         );
         wire::decode_sealed_inner(&inner).map_err(|_| RejectReason::Malformed)
     }
@@ -226,7 +309,7 @@ impl Engine {
         {
             // A later message of a handshake we already accepted.
             let decrypted = self.decrypt_ratchet(sender, certificate, &message.message, rng)?;
-            return self.deliver(decrypted, writes, now_ms);
+            return self.deliver(decrypted, writes, rng, now_ms);
         }
         if self.replay.contains(&tag) {
             return Err(RejectReason::Replayed.into());
@@ -234,8 +317,8 @@ impl Engine {
         let decrypted = self.accept_handshake(sender, &message, writes, rng)?;
         let mut applied = match contact {
             // A known contact restarted its session.
-            Some(_) => self.deliver(decrypted, writes, now_ms)?,
-            None => self.add_requesting_contact(&message, decrypted, writes, now_ms)?,
+            Some(_) => self.deliver(decrypted, writes, rng, now_ms)?,
+            None => self.add_requesting_contact(&message, decrypted, writes, rng, now_ms)?,
         };
         applied.replay_tag = Some(tag);
         Ok(applied)
@@ -324,16 +407,53 @@ impl Engine {
     }
 
     /// A stranger's first message must be a contact request carrying the
-    /// secret of one of our unused invites.
-    fn add_requesting_contact(
+    /// secret of one of our unused invites, a circle join request with a
+    /// circle invite's secret, or the sender key of a member of a circle we
+    /// are in.
+    fn add_requesting_contact<R: rand::CryptoRng>(
         &mut self,
         message: &PreKeyMessage,
         decrypted: Decrypted,
         writes: &mut WriteSet,
+        rng: &mut R,
         now_ms: u64,
     ) -> Result<Applied, Refusal> {
         let plain = unpad(&decrypted.padded).map_err(|_| RejectReason::Malformed)?;
         let envelope = content::decode(plain).map_err(|_| RejectReason::Malformed)?;
+        let initiator = &message.init.initiator;
+        let circle_contact = match &envelope.kind {
+            Kind::ContactRequest(_) => None,
+            Kind::Circle(CircleControl::JoinRequest(request)) => {
+                Some(self.admit_joiner(writes, request)?)
+            }
+            Kind::Circle(CircleControl::Keys(keys)) => {
+                let mut contact = self.admit_circle_stranger(
+                    writes,
+                    decrypted.sender,
+                    &initiator.dh_key,
+                    keys,
+                )?;
+                // A token of our own for them, registered before our reply
+                // (which carries it) goes out.
+                let mut token = [0u8; 32];
+                rng.fill_bytes(&mut token);
+                let task = records::TaskRecord {
+                    kind: records::TaskKind::AddToken as i32,
+                    token: token.to_vec(),
+                    ..Default::default()
+                };
+                self.push_task(writes, &task);
+                contact.our_send_token = token.to_vec();
+                Some(contact)
+            }
+            _ => return Err(RejectReason::UnknownSender.into()),
+        };
+        if let Some(mut contact) = circle_contact {
+            contact.added_at_ms = now_ms;
+            contacts::with_identity(&mut contact, initiator);
+            self.put_contact(writes, &contact)?;
+            return self.deliver(decrypted, writes, rng, now_ms);
+        }
         let Kind::ContactRequest(request) = &envelope.kind else {
             return Err(RejectReason::UnknownSender.into());
         };
@@ -353,17 +473,18 @@ impl Engine {
         self.put_contact(writes, &contact)?;
         let own = self.device.identity.public().sig_key;
         let added = Contact::from_record(&contact, &own)?;
-        let mut applied = self.deliver(decrypted, writes, now_ms)?;
+        let mut applied = self.deliver(decrypted, writes, rng, now_ms)?;
         applied.events.insert(0, Event::ContactAdded(added));
         Ok(applied)
     }
 
     /// Stores a decrypted message: session, dedup mark, history entry or
     /// status change.
-    fn deliver(
+    fn deliver<R: rand::CryptoRng>(
         &mut self,
         decrypted: Decrypted,
         writes: &mut WriteSet,
+        rng: &mut R,
         now_ms: u64,
     ) -> Result<Applied, Refusal> {
         let Decrypted {
@@ -377,7 +498,7 @@ impl Engine {
         session.ratchet = ratchet.to_bytes().to_vec();
         self.put_session(writes, sender, &session);
         let index = self.message_index_key(false, sender, envelope.message_id);
-        if self.store.get(Space::MessageIds, &index)?.is_some() {
+        if writes.read(Space::MessageIds, &index)?.is_some() {
             return Ok(Applied::default());
         }
         let mut applied = Applied::default();
@@ -392,6 +513,7 @@ impl Engine {
                     content: plain.to_vec(),
                     status: StoredStatus::Received as i32,
                     failure: String::new(),
+                    circle_id: Vec::new(),
                 };
                 let message = Message::try_from(&record)?;
                 self.put_new_message(writes, sender, &record, envelope.message_id);
@@ -403,6 +525,11 @@ impl Engine {
             Kind::Receipt(receipt) => {
                 self.apply_receipt(writes, sender, receipt)?;
                 writes.put(Space::MessageIds, &index, &[]);
+            }
+            Kind::Circle(control) => {
+                writes.put(Space::MessageIds, &index, &[]);
+                let events = self.apply_control(sender, control.clone(), writes, rng, now_ms)?;
+                applied.events.extend(events);
             }
         }
         Ok(applied)

@@ -38,8 +38,19 @@ pub(crate) struct Outgoing {
 }
 
 impl Outgoing {
-    /// The recipient's member id.
+    /// The circle of a circle message.
+    pub(crate) fn circle(&self) -> Option<crate::circles::CircleId> {
+        crate::circles::CircleId::from_slice(&self.record.circle_id)
+    }
+
+    /// The recipient's member id (for a circle message, the first one).
     pub(crate) fn member(&self) -> Result<MemberId, StoreError> {
+        if let Some(first) = self.record.recipients.first() {
+            let bytes = first.member_id.as_slice().try_into();
+            return bytes
+                .map(MemberId::from_bytes)
+                .map_err(|_| StoreError::Corrupt("outbox"));
+        }
         let bytes = self.record.member_id.as_slice().try_into();
         bytes
             .map(MemberId::from_bytes)
@@ -85,6 +96,7 @@ impl Engine {
             content: bytes,
             status: StoredStatus::Queued as i32,
             failure: String::new(),
+            circle_id: Vec::new(),
         };
         self.put_new_message(&mut writes, member, &record, id);
         self.put_state(&mut writes);
@@ -106,6 +118,43 @@ impl Engine {
         if MemberId::of(&bundle.identity.sig_key) != invite.member_id {
             return Err(Error::InviteKeysMismatch);
         }
+        let contact = ContactRecord {
+            display_name: invite.display_name.clone(),
+            relay: invite.relay.to_string(),
+            mailbox_id: invite.mailbox_id.to_vec(),
+            send_token: invite.send_token.to_vec(),
+            our_send_token: our_token.to_vec(),
+            added_at_ms: now_ms,
+            ..Default::default()
+        };
+        let request = pb::content::Kind::ContactRequest(pb::ContactRequest {
+            invite_secret: invite.secret.to_vec(),
+            relay: self.device.relay.to_string(),
+            mailbox_id: self.device.mailbox_id.to_vec(),
+            send_token: our_token.to_vec(),
+            display_name: self.device.display_name.clone(),
+        });
+        let id = MessageId::random(rng);
+        let bytes = content::encode(id, now_ms, request);
+        let mut writes = self.store.writes();
+        let contact = self.start_session(bundle, contact, &bytes, &mut writes, rng, now_ms)?;
+        self.put_state(&mut writes);
+        let own = self.device.identity.public().sig_key;
+        Ok((Contact::from_record(&contact, &own)?, writes))
+    }
+
+    /// Starts a session with the owner of `bundle` (as initiator), stages
+    /// `contact` (completed with the bundle's identity) and the session,
+    /// and queues `first` as the first message.
+    pub(crate) fn start_session<R: rand::CryptoRng>(
+        &mut self,
+        bundle: &PreKeyBundle,
+        mut contact: ContactRecord,
+        first: &[u8],
+        writes: &mut WriteSet,
+        rng: &mut R,
+        now_ms: u64,
+    ) -> Result<ContactRecord, Error> {
         let identity = &self.device.identity;
         let started =
             handshake::initiate(identity, bundle, rng).map_err(|_| Error::InviteKeysMismatch)?;
@@ -117,31 +166,11 @@ impl Engine {
             pending_init: Some(pending_init(&started.init)),
             accepted: None,
         };
-        let mut contact = ContactRecord {
-            display_name: invite.display_name.clone(),
-            relay: invite.relay.to_string(),
-            mailbox_id: invite.mailbox_id.to_vec(),
-            send_token: invite.send_token.to_vec(),
-            our_send_token: our_token.to_vec(),
-            added_at_ms: now_ms,
-            ..Default::default()
-        };
         contacts::with_identity(&mut contact, &bundle.identity);
-        let request = pb::content::Kind::ContactRequest(pb::ContactRequest {
-            invite_secret: invite.secret.to_vec(),
-            relay: self.device.relay.to_string(),
-            mailbox_id: self.device.mailbox_id.to_vec(),
-            send_token: our_token.to_vec(),
-            display_name: self.device.display_name.clone(),
-        });
+        self.put_contact(writes, &contact)?;
         let id = MessageId::random(rng);
-        let bytes = content::encode(id, now_ms, request);
-        let mut writes = self.store.writes();
-        self.put_contact(&mut writes, &contact)?;
-        self.queue(&contact, &mut session, id, &bytes, &mut writes, rng, now_ms)?;
-        self.put_state(&mut writes);
-        let own = self.device.identity.public().sig_key;
-        Ok((Contact::from_record(&contact, &own)?, writes))
+        self.queue(&contact, &mut session, id, first, writes, rng, now_ms)?;
+        Ok(contact)
     }
 
     /// Refuses one's own link and links of existing contacts.
@@ -184,6 +213,7 @@ impl Engine {
             body,
             queued_at_ms: now_ms,
             failure_reported: false,
+            ..Default::default()
         };
         let seq = self.state.next_outbox_seq;
         self.state.next_outbox_seq += 1;
