@@ -197,6 +197,7 @@ mod tests {
             content: content::encode(MessageId::from_bytes([1; 16]), 3, content::text("hi")),
             status: StoredStatus::Failed as i32,
             failure: FailureReason::Unauthorized.code_name(),
+            circle_id: Vec::new(),
         };
         let message = Message::try_from(&record).unwrap();
         assert_eq!(message.direction, Direction::Outgoing);

@@ -408,3 +408,89 @@ async fn a_roster_change_signed_by_a_member_is_refused_by_everyone() {
     settle(&group.all()).await;
     assert_eq!(feed_texts(ben, id).await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_badly_signed_circle_message_is_refused_and_the_circle_goes_on() {
+    let group = Group::new(&["Fran", "Ana", "Ben"]).await;
+    let [fran, ana, ben] = [&group.clients[0], &group.clients[1], &group.clients[2]];
+    let id = group.circle("Signed").await;
+    ana.post(id, Content::Text("first".into())).await.unwrap();
+    settle(&group.all()).await;
+    ana.post_with_bad_signature(id, "forged").await.unwrap();
+    let events = settle(&group.all()).await;
+    for i in [0, 2] {
+        assert!(
+            events[i]
+                .iter()
+                .any(|e| matches!(e, Event::Rejected { reason: RejectReason::BadSignature })),
+            "{:?}",
+            events[i]
+        );
+    }
+    ana.post(id, Content::Text("third".into())).await.unwrap();
+    settle(&group.all()).await;
+    for client in [fran, ben] {
+        let got: Vec<String> = feed_texts(client, id).await.into_iter().map(|(_, t)| t).collect();
+        assert_eq!(got, ["first", "third"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_facilitators_changing_at_once_converge_on_one_roster() {
+    let group = Group::new(&["Fran", "Gus", "Ana"]).await;
+    let [fran, gus, ana] = [&group.clients[0], &group.clients[1], &group.clients[2]];
+    let id = group.circle("Shared lead").await;
+    fran.set_role(id, gus.member_id(), Role::Facilitator)
+        .await
+        .unwrap();
+    settle(&group.all()).await;
+    // Both sign a child of the same version before hearing of the other.
+    fran.rename_circle(id, "Fran's name").await.unwrap();
+    gus.set_circle_rules(id, "Be kind.").await.unwrap();
+    settle(&group.all()).await;
+    let mut views: Vec<Circle> = Vec::new();
+    for client in [fran, gus, ana] {
+        views.push(circle(client, id).await);
+    }
+    assert_eq!(views[0].version, views[1].version);
+    assert_eq!(views[1].version, views[2].version);
+    assert!(
+        views.iter().all(|v| v.name == views[0].name && v.rules == views[0].rules),
+        "{views:#?}"
+    );
+    // Exactly one of the two changes won.
+    assert!(
+        (views[0].name == "Fran's name") != (views[0].rules == "Be kind."),
+        "{views:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leaving_and_removal_revoke_the_departed_members_send_tokens() {
+    let group = Group::new(&["Fran", "Ana", "Ben"]).await;
+    let [fran, ana, ben] = [&group.clients[0], &group.clients[1], &group.clients[2]];
+    let id = group.circle("Doors").await;
+    // Fellow members can message each other directly...
+    ben.send_text(ana.member_id(), "psst").await.unwrap();
+    settle(&group.all()).await;
+    fran.remove_member(id, ben.member_id()).await.unwrap();
+    settle(&group.all()).await;
+    // ...until one is removed: the others revoked the tokens Ben held.
+    let mut events = ben.events();
+    ben.send_text(ana.member_id(), "still there?").await.unwrap();
+    sync(ben).await;
+    let mut failed = false;
+    while let Some(event) = events.try_recv() {
+        failed |= matches!(
+            event,
+            Event::DeliveryFailed { reason: hearth_client::FailureReason::Unauthorized, .. }
+        );
+    }
+    assert!(failed, "Ben could still reach Ana's mailbox");
+
+    ana.leave_circle(id).await.unwrap();
+    settle(&group.all()).await;
+    assert_eq!(circle(ana, id).await.state, CircleState::Left);
+    let view = circle(fran, id).await;
+    assert_eq!(view.members.len(), 1, "{view:?}");
+}

@@ -220,6 +220,29 @@ impl Client {
         Ok(id)
     }
 
+    /// **Tests only**: behaves like a compromised or buggy member device
+    /// that posts `text` with a signature that does not verify. Correct
+    /// members refuse it ([`crate::RejectReason::BadSignature`]).
+    #[doc(hidden)]
+    pub async fn post_with_bad_signature(
+        &self,
+        circle: CircleId,
+        text: &str,
+    ) -> Result<MessageId, Error> {
+        let id = {
+            let mut engine = self.shared.engine.lock().await;
+            let (id, writes) = {
+                let mut rng = self.rng();
+                let content = Content::Text(text.to_owned());
+                engine.post_badly_signed(circle, &content, &mut *rng, self.now())?
+            };
+            commit(&mut engine, writes).await?;
+            id
+        };
+        self.flush_quietly().await;
+        Ok(id)
+    }
+
     /// The circle's history, oldest first.
     pub async fn feed(&self, circle: CircleId) -> Result<Vec<CircleMessage>, Error> {
         self.shared.engine.lock().await.feed(circle)

@@ -93,6 +93,29 @@ impl Engine {
         rng: &mut R,
         now_ms: u64,
     ) -> Result<(MessageId, WriteSet), Error> {
+        self.post_signed(circle, content, true, rng, now_ms)
+    }
+
+    /// A misbehaving client for tests: posts with a signature that does
+    /// not verify (one bit of it flipped), sealed and sent as usual.
+    pub(crate) fn post_badly_signed<R: rand::CryptoRng>(
+        &mut self,
+        circle: CircleId,
+        content: &Content,
+        rng: &mut R,
+        now_ms: u64,
+    ) -> Result<(MessageId, WriteSet), Error> {
+        self.post_signed(circle, content, false, rng, now_ms)
+    }
+
+    fn post_signed<R: rand::CryptoRng>(
+        &mut self,
+        circle: CircleId,
+        content: &Content,
+        well_signed: bool,
+        rng: &mut R,
+        now_ms: u64,
+    ) -> Result<(MessageId, WriteSet), Error> {
         let kind = content::to_kind(content).map_err(|error| match error {
             content::ContentError::Invalid(field) => Error::InvalidContent(field),
             _ => Error::InvalidContent("content"),
@@ -123,9 +146,17 @@ impl Engine {
         }
         let id = MessageId::random(rng);
         let bytes = content::encode_in_epoch(id, now_ms, roster.epoch, kind);
-        let message = key
+        let mut message = key
             .encrypt(&bytes)
             .map_err(|_| Error::MessageTooLong)?;
+        if !well_signed {
+            let mut raw = message.to_bytes();
+            if let Some(last) = raw.last_mut() {
+                *last ^= 1;
+            }
+            message = SenderKeyMessage::from_bytes(&raw)
+                .map_err(|_| Error::Internal("re-reading a circle message failed"))?;
+        }
         record.own_key = key.to_bytes().to_vec();
         self.put_circle(&mut writes, &record);
         let inner = SealedInner {
