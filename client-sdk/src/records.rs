@@ -397,6 +397,14 @@ impl Drop for SenderKeysRecord {
     }
 }
 
+/// The members who said they read one circle post.
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct ReadersRecord {
+    /// Member ids (16 bytes each).
+    #[prost(bytes = "vec", repeated, tag = "1")]
+    pub(crate) members: Vec<Vec<u8>>,
+}
+
 /// An envelope kept until what it needs arrives.
 #[derive(Clone, PartialEq, Message)]
 #[prost(skip_debug)]

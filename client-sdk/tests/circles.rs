@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use hearth_client::{
     Cadence, CheckIn, Circle, CircleId, CircleState, Client, Content, Error, Event, Gathering,
-    GatheringKind, Goal, GoalProgress, JoinRefusal, MemberId, RejectReason, Role, Rsvp,
-    RsvpAnswer,
+    GatheringKind, Goal, GoalProgress, JoinRefusal, MemberId, RejectReason, Role, Rsvp, RsvpAnswer,
 };
 use hearth_relay::core::RegistrationMode;
 
@@ -161,7 +160,10 @@ async fn a_circle_forms_through_invites_and_every_member_reads_every_post() {
         )
         .await
         .unwrap();
-    cy.post(id, Content::Text("hi, Cy here".into())).await.unwrap();
+    let hello = cy
+        .post(id, Content::Text("hi, Cy here".into()))
+        .await
+        .unwrap();
     settle(&group.all()).await;
     cy.post(
         id,
@@ -174,9 +176,17 @@ async fn a_circle_forms_through_invites_and_every_member_reads_every_post() {
     .unwrap();
     settle(&group.all()).await;
 
+    ana.mark_read(id, &[hello]).await.unwrap();
+    ben.mark_read(id, &[hello]).await.unwrap();
+    settle(&group.all()).await;
+    let mut readers = cy.read_by(id, hello).await.unwrap();
+    readers.sort();
+    let mut expected = vec![ana.member_id(), ben.member_id()];
+    expected.sort();
+    assert_eq!(readers, expected, "read receipts reach the author");
     for client in group.all() {
         let feed = client.feed(id).await.unwrap();
-        assert_eq!(feed.len(), 5, "{feed:#?}");
+        assert_eq!(feed.len(), 5, "receipts are not posts: {feed:#?}");
         let mut senders: Vec<(MemberId, String)> = texts(&feed);
         senders.sort();
         let mut expected = vec![
@@ -207,12 +217,16 @@ async fn a_removed_member_reads_nothing_new_and_a_newcomer_nothing_old() {
     let events = settle(&group.all()).await;
     assert_eq!(circle(ben, id).await.state, CircleState::Removed);
     assert!(
-        events[2].iter().any(|e| matches!(e, Event::CircleChanged(c) if c.state == CircleState::Removed)),
+        events[2]
+            .iter()
+            .any(|e| matches!(e, Event::CircleChanged(c) if c.state == CircleState::Removed)),
         "{:?}",
         events[2]
     );
     ana.post(id, Content::Text("after".into())).await.unwrap();
-    fran.post(id, Content::Text("after too".into())).await.unwrap();
+    fran.post(id, Content::Text("after too".into()))
+        .await
+        .unwrap();
     settle(&group.all()).await;
     assert_eq!(
         feed_texts(ben, id).await,
@@ -231,7 +245,9 @@ async fn a_removed_member_reads_nothing_new_and_a_newcomer_nothing_old() {
     let everyone = [fran, ana, ben, &dee];
     settle(&everyone).await;
     assert!(feed_texts(&dee, id).await.is_empty());
-    ana.post(id, Content::Text("welcome Dee".into())).await.unwrap();
+    ana.post(id, Content::Text("welcome Dee".into()))
+        .await
+        .unwrap();
     settle(&everyone).await;
     assert_eq!(
         feed_texts(&dee, id).await,
@@ -282,9 +298,14 @@ async fn goals_progress_and_due_check_ins_are_seen_by_everyone() {
         assert_eq!(due[0].1.progress.len(), 1);
     }
     // A support request is urgent for the facilitator only.
-    ana.post(id, Content::SupportRequest { note: "rough night".into() })
-        .await
-        .unwrap();
+    ana.post(
+        id,
+        Content::SupportRequest {
+            note: "rough night".into(),
+        },
+    )
+    .await
+    .unwrap();
     settle(&group.all()).await;
     let last = |feed: Vec<hearth_client::CircleMessage>| feed.last().unwrap().urgent;
     assert!(last(fran.feed(id).await.unwrap()));
@@ -321,18 +342,21 @@ async fn a_used_link_is_refused_with_a_reason_and_members_cannot_change_the_rost
 
     // A member is not a facilitator.
     let refused = ana.remove_member(id, fran.member_id()).await;
-    assert!(matches!(refused, Err(Error::NotAFacilitator)), "{refused:?}");
+    assert!(
+        matches!(refused, Err(Error::NotAFacilitator)),
+        "{refused:?}"
+    );
     let refused = ana.circle_invite(id, Duration::from_secs(60)).await;
-    assert!(matches!(refused, Err(Error::NotAFacilitator)), "{refused:?}");
+    assert!(
+        matches!(refused, Err(Error::NotAFacilitator)),
+        "{refused:?}"
+    );
     // Promoted, she is.
     fran.set_role(id, ana.member_id(), Role::Facilitator)
         .await
         .unwrap();
     settle(&group.all()).await;
-    assert_eq!(
-        circle(ana, id).await.my_role,
-        Some(Role::Facilitator)
-    );
+    assert_eq!(circle(ana, id).await.my_role, Some(Role::Facilitator));
     let renamed = ana.rename_circle(id, "Small but mighty").await.unwrap();
     assert_eq!(renamed.name, "Small but mighty");
     settle(&group.all()).await;
@@ -392,9 +416,12 @@ async fn a_roster_change_signed_by_a_member_is_refused_by_everyone() {
     let events = settle(&group.all()).await;
     for (i, client) in [fran, ben].iter().enumerate() {
         assert!(
-            events[[0, 2][i]]
-                .iter()
-                .any(|e| matches!(e, Event::Rejected { reason: RejectReason::Forged })),
+            events[[0, 2][i]].iter().any(|e| matches!(
+                e,
+                Event::Rejected {
+                    reason: RejectReason::Forged
+                }
+            )),
             "{:?}",
             events[[0, 2][i]]
         );
@@ -420,9 +447,12 @@ async fn a_badly_signed_circle_message_is_refused_and_the_circle_goes_on() {
     let events = settle(&group.all()).await;
     for i in [0, 2] {
         assert!(
-            events[i]
-                .iter()
-                .any(|e| matches!(e, Event::Rejected { reason: RejectReason::BadSignature })),
+            events[i].iter().any(|e| matches!(
+                e,
+                Event::Rejected {
+                    reason: RejectReason::BadSignature
+                }
+            )),
             "{:?}",
             events[i]
         );
@@ -430,7 +460,11 @@ async fn a_badly_signed_circle_message_is_refused_and_the_circle_goes_on() {
     ana.post(id, Content::Text("third".into())).await.unwrap();
     settle(&group.all()).await;
     for client in [fran, ben] {
-        let got: Vec<String> = feed_texts(client, id).await.into_iter().map(|(_, t)| t).collect();
+        let got: Vec<String> = feed_texts(client, id)
+            .await
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
         assert_eq!(got, ["first", "third"]);
     }
 }
@@ -455,7 +489,9 @@ async fn two_facilitators_changing_at_once_converge_on_one_roster() {
     assert_eq!(views[0].version, views[1].version);
     assert_eq!(views[1].version, views[2].version);
     assert!(
-        views.iter().all(|v| v.name == views[0].name && v.rules == views[0].rules),
+        views
+            .iter()
+            .all(|v| v.name == views[0].name && v.rules == views[0].rules),
         "{views:#?}"
     );
     // Exactly one of the two changes won.
@@ -477,13 +513,18 @@ async fn leaving_and_removal_revoke_the_departed_members_send_tokens() {
     settle(&group.all()).await;
     // ...until one is removed: the others revoked the tokens Ben held.
     let mut events = ben.events();
-    ben.send_text(ana.member_id(), "still there?").await.unwrap();
+    ben.send_text(ana.member_id(), "still there?")
+        .await
+        .unwrap();
     sync(ben).await;
     let mut failed = false;
     while let Some(event) = events.try_recv() {
         failed |= matches!(
             event,
-            Event::DeliveryFailed { reason: hearth_client::FailureReason::Unauthorized, .. }
+            Event::DeliveryFailed {
+                reason: hearth_client::FailureReason::Unauthorized,
+                ..
+            }
         );
     }
     assert!(failed, "Ben could still reach Ana's mailbox");

@@ -57,8 +57,9 @@ impl Client {
         circle: CircleId,
         expires_in: Duration,
     ) -> Result<String, Error> {
-        let expires_at =
-            self.now().saturating_add(u64::try_from(expires_in.as_millis()).unwrap_or(u64::MAX));
+        let expires_at = self
+            .now()
+            .saturating_add(u64::try_from(expires_in.as_millis()).unwrap_or(u64::MAX));
         let (invite, writes) = {
             let engine = self.shared.engine.lock().await;
             let mut rng = self.rng();
@@ -113,7 +114,14 @@ impl Client {
             let mut engine = self.shared.engine.lock().await;
             let writes = {
                 let mut rng = self.rng();
-                engine.join_circle(&invite, bundle.as_ref(), &door, &pair, &mut *rng, self.now())?
+                engine.join_circle(
+                    &invite,
+                    bundle.as_ref(),
+                    &door,
+                    &pair,
+                    &mut *rng,
+                    self.now(),
+                )?
             };
             commit(&mut engine, writes).await?;
         }
@@ -151,7 +159,8 @@ impl Client {
         member: MemberId,
         role: Role,
     ) -> Result<Circle, Error> {
-        self.change(circle, RosterChange::SetRole(member, role)).await
+        self.change(circle, RosterChange::SetRole(member, role))
+            .await
     }
 
     /// Renames `circle` (facilitators only).
@@ -179,7 +188,12 @@ impl Client {
             let mut engine = self.shared.engine.lock().await;
             let writes = {
                 let mut rng = self.rng();
-                engine.forge_roster_change(circle, RosterChange::Remove(member), &mut *rng, self.now())?
+                engine.forge_roster_change(
+                    circle,
+                    RosterChange::Remove(member),
+                    &mut *rng,
+                    self.now(),
+                )?
             };
             commit(&mut engine, writes).await?;
         }
@@ -241,6 +255,26 @@ impl Client {
         };
         self.flush_quietly().await;
         Ok(id)
+    }
+
+    /// Tells the circle that this device read `ids` (other members' posts).
+    /// Their authors see it in [`Client::read_by`].
+    pub async fn mark_read(&self, circle: CircleId, ids: &[MessageId]) -> Result<(), Error> {
+        {
+            let mut engine = self.shared.engine.lock().await;
+            let writes = {
+                let mut rng = self.rng();
+                engine.mark_read(circle, ids, &mut *rng, self.now())?
+            };
+            commit(&mut engine, writes).await?;
+        }
+        self.flush_quietly().await;
+        Ok(())
+    }
+
+    /// The members who said they read post `id` of `circle`.
+    pub async fn read_by(&self, circle: CircleId, id: MessageId) -> Result<Vec<MemberId>, Error> {
+        self.shared.engine.lock().await.read_by(circle, id)
     }
 
     /// The circle's history, oldest first.

@@ -397,11 +397,17 @@ impl Client {
             let done = match TaskKind::try_from(task.kind) {
                 Ok(TaskKind::AddToken) => {
                     let relay = self.own_relay().await?;
-                    relay.add_send_token(self.shared.mailbox_id, &task.token).await.is_ok()
+                    relay
+                        .add_send_token(self.shared.mailbox_id, &task.token)
+                        .await
+                        .is_ok()
                 }
                 Ok(TaskKind::RevokeToken) => {
                     let relay = self.own_relay().await?;
-                    match relay.revoke_send_token(self.shared.mailbox_id, &task.token).await {
+                    match relay
+                        .revoke_send_token(self.shared.mailbox_id, &task.token)
+                        .await
+                    {
                         Ok(()) | Err(ClientError::Relay { .. }) => true,
                         Err(_) => false,
                     }

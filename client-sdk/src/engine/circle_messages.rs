@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 
 use ed25519_dalek::VerifyingKey;
+use hearth_proto::content as pb;
 use hearth_protocol::keys::Ed25519PublicKey;
 use hearth_protocol::sealed::{body_hash, seal_body, seal_header};
 use hearth_protocol::sender_key::{
@@ -31,10 +32,13 @@ use crate::events::{Event, RejectReason};
 use crate::ids::{MemberId, MessageId};
 use crate::messages::Direction;
 use crate::records::{
-    self, CircleRecord, MessageRecord, OutboxRecipient, OutboxRecord, SenderKeysRecord,
-    StoredStatus,
+    self, CircleRecord, MessageRecord, OutboxRecipient, OutboxRecord, ReadersRecord,
+    SenderKeysRecord, StoredStatus,
 };
 use crate::store::{BLIND_LEN, Space, StoreError, WriteSet};
+
+/// Most message ids one read receipt may name.
+const MAX_RECEIPT_IDS: usize = 256;
 
 impl Engine {
     fn feed_prefix(&self, circle: CircleId) -> [u8; BLIND_LEN] {
@@ -120,6 +124,86 @@ impl Engine {
             content::ContentError::Invalid(field) => Error::InvalidContent(field),
             _ => Error::InvalidContent("content"),
         })?;
+        self.post_kind(circle, kind, well_signed, rng, now_ms)
+    }
+
+    /// Stages read receipts for `ids` (posts of others in `circle`): sent
+    /// to the circle like a post, never shown in feeds.
+    pub(crate) fn mark_read<R: rand::CryptoRng>(
+        &mut self,
+        circle: CircleId,
+        ids: &[MessageId],
+        rng: &mut R,
+        now_ms: u64,
+    ) -> Result<WriteSet, Error> {
+        if ids.is_empty() || ids.len() > MAX_RECEIPT_IDS {
+            return Err(Error::InvalidContent("receipt message ids"));
+        }
+        let kind = pb::content::Kind::Receipt(pb::Receipt {
+            kind: pb::receipt::Kind::Read as i32,
+            message_ids: ids.iter().map(|id| id.as_bytes().to_vec()).collect(),
+        });
+        self.post_kind(circle, kind, true, rng, now_ms)
+            .map(|(_, writes)| writes)
+    }
+
+    /// Who has told us they read `id` in `circle`.
+    pub(crate) fn read_by(&self, circle: CircleId, id: MessageId) -> Result<Vec<MemberId>, Error> {
+        let key = self.read_key(circle, id);
+        let Some(bytes) = self.store.get(Space::MessageIds, &key)? else {
+            return Ok(Vec::new());
+        };
+        let record: ReadersRecord = records::decode(&bytes, "read receipts")?;
+        Ok(record
+            .members
+            .iter()
+            .filter_map(|m| <[u8; 16]>::try_from(m.as_slice()).ok())
+            .map(MemberId::from_bytes)
+            .collect())
+    }
+
+    fn read_key(&self, circle: CircleId, id: MessageId) -> [u8; BLIND_LEN] {
+        self.store
+            .blind("circle-read", &[circle.as_bytes(), id.as_bytes()])
+    }
+
+    /// Records that `reader` read the posts a receipt names.
+    fn apply_read_receipt(
+        &self,
+        writes: &mut WriteSet,
+        circle: CircleId,
+        reader: MemberId,
+        receipt: &pb::Receipt,
+    ) -> Result<(), StoreError> {
+        if receipt.kind != pb::receipt::Kind::Read as i32 {
+            return Ok(());
+        }
+        for id in receipt.message_ids.iter().take(MAX_RECEIPT_IDS) {
+            let Ok(id) = <[u8; 16]>::try_from(id.as_slice()) else {
+                continue;
+            };
+            let key = self.read_key(circle, MessageId::from_bytes(id));
+            let mut readers: ReadersRecord = match writes.read(Space::MessageIds, &key)? {
+                Some(bytes) => records::decode(&bytes, "read receipts")?,
+                None => ReadersRecord::default(),
+            };
+            if !readers.members.iter().any(|m| m == reader.as_bytes()) {
+                readers.members.push(reader.as_bytes().to_vec());
+                writes.put(Space::MessageIds, &key, &records::encode(&readers));
+            }
+        }
+        Ok(())
+    }
+
+    fn post_kind<R: rand::CryptoRng>(
+        &mut self,
+        circle: CircleId,
+        kind: pb::content::Kind,
+        well_signed: bool,
+        rng: &mut R,
+        now_ms: u64,
+    ) -> Result<(MessageId, WriteSet), Error> {
+        let shown = !matches!(kind, pb::content::Kind::Receipt(_));
         let mut writes = self.store.writes();
         let (mut record, chain) = self.active_circle(&writes, circle)?;
         let roster = chain.head().roster().clone();
@@ -136,19 +220,28 @@ impl Engine {
             self.put_circle(&mut writes, &record);
             for member in others.iter().map(|m| m.member_id()) {
                 if self.contact_in(&writes, member)?.is_some() {
-                    let current = self.circle_in(&writes, circle)?.ok_or(Error::UnknownCircle)?;
-                    let bytes =
-                        self.circle_keys_for(&mut writes, current, &chain, member, false, rng, now_ms)?;
+                    let current = self
+                        .circle_in(&writes, circle)?
+                        .ok_or(Error::UnknownCircle)?;
+                    let bytes = self.circle_keys_for(
+                        &mut writes,
+                        current,
+                        &chain,
+                        member,
+                        false,
+                        rng,
+                        now_ms,
+                    )?;
                     self.queue_bytes(&mut writes, member, &bytes, rng, now_ms)?;
                 }
             }
-            record = self.circle_in(&writes, circle)?.ok_or(Error::UnknownCircle)?;
+            record = self
+                .circle_in(&writes, circle)?
+                .ok_or(Error::UnknownCircle)?;
         }
         let id = MessageId::random(rng);
         let bytes = content::encode_in_epoch(id, now_ms, roster.epoch, kind);
-        let mut message = key
-            .encrypt(&bytes)
-            .map_err(|_| Error::MessageTooLong)?;
+        let mut message = key.encrypt(&bytes).map_err(|_| Error::MessageTooLong)?;
         if !well_signed {
             let mut raw = message.to_bytes();
             if let Some(last) = raw.last_mut() {
@@ -227,7 +320,9 @@ impl Engine {
             failure: String::new(),
             circle_id: circle.as_bytes().to_vec(),
         };
-        self.put_feed_entry(&mut writes, circle, me, &stored, id);
+        if shown {
+            self.put_feed_entry(&mut writes, circle, me, &stored, id);
+        }
         self.put_state(&mut writes);
         Ok((id, writes))
     }
@@ -254,15 +349,19 @@ impl Engine {
     /// A circle's feed, oldest first.
     pub(crate) fn feed(&self, circle: CircleId) -> Result<Vec<CircleMessage>, Error> {
         let writes = self.store.writes();
-        let record = self.circle_in(&writes, circle)?.ok_or(Error::UnknownCircle)?;
+        let record = self
+            .circle_in(&writes, circle)?
+            .ok_or(Error::UnknownCircle)?;
         let chain = if record.chain.is_empty() {
             None
         } else {
             Some(load_chain(&record)?)
         };
         let roster = chain.as_ref().map(|c| c.head().roster());
-        let facilitating =
-            roster.is_some_and(|r| r.member(self.device.member_id).is_some_and(|m| m.role == Role::Facilitator));
+        let facilitating = roster.is_some_and(|r| {
+            r.member(self.device.member_id)
+                .is_some_and(|m| m.role == Role::Facilitator)
+        });
         let names = self.member_names(&record)?;
         self.store
             .scan(Space::Messages, &self.feed_prefix(circle))?
@@ -276,7 +375,10 @@ impl Engine {
 
     /// Display names of everyone the circle's roster history or our
     /// contacts name.
-    fn member_names(&self, record: &CircleRecord) -> Result<BTreeMap<MemberId, String>, StoreError> {
+    fn member_names(
+        &self,
+        record: &CircleRecord,
+    ) -> Result<BTreeMap<MemberId, String>, StoreError> {
         let mut names = BTreeMap::new();
         if !record.chain.is_empty() {
             for member in &load_chain(record)?.head().roster().members {
@@ -333,8 +435,8 @@ impl Engine {
         };
         let mut found = None;
         for (index, bytes) in stored.keys.iter().enumerate() {
-            let remote =
-                RemoteSenderKey::from_bytes(bytes).map_err(|_| StoreError::Corrupt("sender key"))?;
+            let remote = RemoteSenderKey::from_bytes(bytes)
+                .map_err(|_| StoreError::Corrupt("sender key"))?;
             if remote.epoch() == message.epoch() && remote.chain_id() == message.chain_id() {
                 found = Some((index, remote));
                 break;
@@ -377,7 +479,11 @@ impl Engine {
                 self.put_feed_entry(writes, circle, sender, &stored, envelope.message_id);
                 applied.events.push(Event::CircleMessage(message));
             }
-            // Receipts and control kinds have no place in a circle feed.
+            Kind::Receipt(receipt) => {
+                self.apply_read_receipt(writes, circle, sender, &receipt)?;
+                writes.put(Space::MessageIds, &index_key, &[]);
+            }
+            // Control kinds have no place in a circle feed.
             _ => {
                 writes.put(Space::MessageIds, &index_key, &[]);
             }
@@ -394,8 +500,16 @@ fn feed_message(
     facilitating: bool,
 ) -> Result<CircleMessage, StoreError> {
     let corrupt = || StoreError::Corrupt("message");
-    let id: [u8; 16] = record.message_id.as_slice().try_into().map_err(|_| corrupt())?;
-    let sender: [u8; 16] = record.member_id.as_slice().try_into().map_err(|_| corrupt())?;
+    let id: [u8; 16] = record
+        .message_id
+        .as_slice()
+        .try_into()
+        .map_err(|_| corrupt())?;
+    let sender: [u8; 16] = record
+        .member_id
+        .as_slice()
+        .try_into()
+        .map_err(|_| corrupt())?;
     let sender = MemberId::from_bytes(sender);
     let content = match content::decode(&record.content).map(|e| e.kind) {
         Ok(Kind::Shown(content)) => content,
@@ -442,9 +556,9 @@ impl Engine {
             .recipients
             .iter()
             .filter(|r| {
-                failed
-                    .iter()
-                    .any(|(m, reason)| m.as_bytes() == r.member_id.as_slice() && reason.is_retryable())
+                failed.iter().any(|(m, reason)| {
+                    m.as_bytes() == r.member_id.as_slice() && reason.is_retryable()
+                })
             })
             .cloned()
             .collect();

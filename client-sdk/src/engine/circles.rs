@@ -24,21 +24,21 @@ use hearth_protocol::keys::PreKeyBundle;
 use hearth_protocol::sender_key::{RemoteSenderKey, SenderKeyDistribution};
 
 use super::Engine;
-use super::receive::Refusal;
 use super::circle_messages::verifying;
+use super::receive::Refusal;
 use crate::circles::roster::{
     self, Added, PublicIdentityKeys, Roster, RosterChain, RosterMember, SignedRoster,
 };
 use crate::circles::{Circle, CircleId, CircleMember, CircleState, JoinRefusal, Role};
-use crate::content::{self, CircleControl};
 use crate::contacts;
+use crate::content::{self, CircleControl};
 use crate::error::Error;
 use crate::events::{Event, RejectReason};
 use crate::ids::{MemberId, MessageId};
 use crate::invite::{CircleInvite, SECRET_LEN};
 use crate::records::{
-    self, CircleRecord, ContactRecord, InviteRecord, SenderKeysRecord, StoredCircleState,
-    TaskKind, TaskRecord,
+    self, CircleRecord, ContactRecord, InviteRecord, SenderKeysRecord, StoredCircleState, TaskKind,
+    TaskRecord,
 };
 use crate::store::{BLIND_LEN, Space, StoreError, WriteSet};
 
@@ -173,11 +173,16 @@ impl Engine {
             })
             .collect();
         members.sort_by(|a, b| {
-            (a.role != Role::Facilitator, a.display_name.to_lowercase(), a.member_id).cmp(&(
-                b.role != Role::Facilitator,
-                b.display_name.to_lowercase(),
-                b.member_id,
-            ))
+            (
+                a.role != Role::Facilitator,
+                a.display_name.to_lowercase(),
+                a.member_id,
+            )
+                .cmp(&(
+                    b.role != Role::Facilitator,
+                    b.display_name.to_lowercase(),
+                    b.member_id,
+                ))
         });
         let my_role = match state {
             CircleState::Active => roster.member(me).map(|m| m.role),
@@ -202,12 +207,19 @@ impl Engine {
         writes: &WriteSet,
         circle: CircleId,
     ) -> Result<(CircleRecord, RosterChain), Error> {
-        let record = self.circle_in(writes, circle)?.ok_or(Error::UnknownCircle)?;
+        let record = self
+            .circle_in(writes, circle)?
+            .ok_or(Error::UnknownCircle)?;
         if record.state != StoredCircleState::Active as i32 {
             return Err(Error::NotInCircle);
         }
         let chain = load_chain(&record)?;
-        if chain.head().roster().member(self.device.member_id).is_none() {
+        if chain
+            .head()
+            .roster()
+            .member(self.device.member_id)
+            .is_none()
+        {
             return Err(Error::NotInCircle);
         }
         Ok((record, chain))
@@ -810,11 +822,13 @@ impl Engine {
             return self.queue_bytes(writes, member, &keys, rng, now_ms);
         }
         let roster = chain.head().roster();
-        let (Some(mine), Some(theirs)) = (roster.member(self.device.member_id), roster.member(member))
+        let (Some(mine), Some(theirs)) =
+            (roster.member(self.device.member_id), roster.member(member))
         else {
             return Ok(());
         };
-        let we_start = (mine.added_in, theirs.member_id()) > (theirs.added_in, self.device.member_id)
+        let we_start = (mine.added_in, theirs.member_id())
+            > (theirs.added_in, self.device.member_id)
             || (mine.added_in == theirs.added_in && self.device.member_id < member);
         if we_start {
             let task = TaskRecord {
@@ -982,7 +996,9 @@ impl Engine {
             .sign(&self.device.identity)
             .map_err(|_| RejectReason::Malformed)?;
         let mut chain = chain;
-        chain.add(signed.clone()).map_err(|_| RejectReason::Malformed)?;
+        chain
+            .add(signed.clone())
+            .map_err(|_| RejectReason::Malformed)?;
         record.cards.retain(|c| c.member_id != sender.as_bytes());
         record.cards.push(card.clone());
         self.put_circle(writes, &record);
@@ -1022,7 +1038,9 @@ impl Engine {
         let circle = roster.circle_id;
         let me = self.device.member_id;
         // Only the facilitator who signed it, and only to someone in it.
-        if signed.signer() != sender || !roster.is_facilitator(sender) || roster.member(me).is_none()
+        if signed.signer() != sender
+            || !roster.is_facilitator(sender)
+            || roster.member(me).is_none()
         {
             return Err(RejectReason::UnknownSender.into());
         }
@@ -1079,7 +1097,9 @@ impl Engine {
                     .map_err(store_refusal)?;
             }
         }
-        let record = self.circle_in(writes, circle)?.ok_or(RejectReason::Malformed)?;
+        let record = self
+            .circle_in(writes, circle)?
+            .ok_or(RejectReason::Malformed)?;
         Ok(vec![Event::CircleChanged(self.circle_view(&record)?)])
     }
 

@@ -208,7 +208,12 @@ impl Engine {
             let mut writes = self.store.writes();
             writes.delete(Space::Held, &key);
             if now_ms.saturating_sub(record.held_at_ms) > HOLD_FOR_MS {
-                return Ok(Some((writes, vec![Event::Rejected { reason: RejectReason::Undecryptable }])));
+                return Ok(Some((
+                    writes,
+                    vec![Event::Rejected {
+                        reason: RejectReason::Undecryptable,
+                    }],
+                )));
             }
             let envelope = DeliveredEnvelope {
                 seq: u64::MAX,
@@ -246,9 +251,8 @@ impl Engine {
             x25519_dalek::StaticSecret::from(*self.device.identity.dh().expose_private_bytes());
         let (key, hash) = open_header(&our_dh, &self.device.mailbox_id, sealed_header)
             .map_err(|_| RejectReason::Undecryptable)?;
-        let inner = Zeroizing::new(
-            open_body(&key, &hash, body).map_err(|_| RejectReason::Undecryptable)?,
-        );
+        let inner =
+            Zeroizing::new(open_body(&key, &hash, body).map_err(|_| RejectReason::Undecryptable)?);
         wire::decode_sealed_inner(&inner).map_err(|_| RejectReason::Malformed)
     }
 
@@ -427,12 +431,8 @@ impl Engine {
                 Some(self.admit_joiner(writes, request)?)
             }
             Kind::Circle(CircleControl::Keys(keys)) => {
-                let mut contact = self.admit_circle_stranger(
-                    writes,
-                    decrypted.sender,
-                    &initiator.dh_key,
-                    keys,
-                )?;
+                let mut contact =
+                    self.admit_circle_stranger(writes, decrypted.sender, &initiator.dh_key, keys)?;
                 // A token of our own for them, registered before our reply
                 // (which carries it) goes out.
                 let mut token = [0u8; 32];
