@@ -1,17 +1,12 @@
 //! The SDK against a real relay running in this process: contacts through
 //! invite links, messages both ways, restarts, wrong keys, private relays.
 
-use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
 use hearth_client::{
-    Client, ClientOptions, Content, Direction, Error, Event, KdfParams, MemberId, MessageStatus,
-    RelayAddress, StorageKey, StoreSecret,
+    Client, ClientOptions, Content, Direction, Error, Event, MemberId, MessageStatus, StoreSecret,
 };
-use hearth_relay::config::Config;
 use hearth_relay::core::RegistrationMode;
-use hearth_relay::net::RunningRelay;
 
 mod common;
 

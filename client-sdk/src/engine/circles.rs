@@ -1136,6 +1136,11 @@ impl Engine {
                 return Ok(Vec::new());
             }
             Err(roster::RosterError::UnknownParent) => return Err(Refusal::Hold),
+            // Outdated (a branch that lost a fork, or older than we keep):
+            // nothing to do, and nobody to blame.
+            Err(roster::RosterError::Stale | roster::RosterError::Abandoned) => {
+                return Ok(Vec::new());
+            }
             Err(error) => {
                 tracing::debug!(%error, "refused a roster version");
                 return Err(RejectReason::Forged.into());

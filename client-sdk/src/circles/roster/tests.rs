@@ -184,7 +184,8 @@ fn a_validly_signed_malformed_layout_is_rejected() {
     // Offsets in the genesis above: parent circle flag at 80, the name at
     // 81..85, the first member from 89 (its role byte at 89 + 66).
     assert!(parse_edited(|_| {}).is_ok());
-    let cases: [(&str, fn(&mut Vec<u8>), RosterError); 8] = [
+    type Edit = fn(&mut Vec<u8>);
+    let cases: [(&str, Edit, RosterError); 8] = [
         (
             "label",
             |l| l[0] = b'h',
