@@ -27,6 +27,8 @@ mod kinds;
 mod validate;
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;
 
 use hearth_proto::content as pb;
