@@ -58,7 +58,9 @@ pub struct Invite {
 pub enum InvalidInvite {
     /// It does not start with `hearth://contact/` (a personal link) or
     /// `hearth://invite/` (a circle link), whichever was expected.
-    #[error("not a link of the expected kind (hearth://contact/... for a contact, hearth://invite/... for a circle)")]
+    #[error(
+        "not a link of the expected kind (hearth://contact/... for a contact, hearth://invite/... for a circle)"
+    )]
     Prefix,
     /// The payload is not base64url or is too long.
     #[error("the link is damaged (bad encoding)")]

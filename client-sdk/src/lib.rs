@@ -137,14 +137,14 @@ pub mod relay;
 pub mod safety;
 pub mod store;
 
-pub use client::{
-    Backoff, Client, ClientOptions, Clock, STORE_DIR, SyncReport, SystemClock,
-    TEST_EXIT_BEFORE_ACK_STATUS, TEST_EXIT_BEFORE_ACK_VAR,
-};
 pub use circles::feed::{
     CircleMessage, DueStatus, GatheringView, GoalView, ProgressEntry, gatherings, goals, reactions,
 };
 pub use circles::{Circle, CircleId, CircleMember, CircleState, JoinRefusal, Role};
+pub use client::{
+    Backoff, Client, ClientOptions, Clock, STORE_DIR, SyncReport, SystemClock,
+    TEST_EXIT_BEFORE_ACK_STATUS, TEST_EXIT_BEFORE_ACK_VAR,
+};
 pub use contacts::Contact;
 pub use content::{
     Cadence, CheckIn, Content, Gathering, GatheringKind, Goal, GoalProgress, Reaction, Resource,

@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use hearth_client::{Client, ClientOptions, Event, KdfParams, RelayAddress, StorageKey, StoreSecret};
+use hearth_client::{
+    Client, ClientOptions, Event, KdfParams, RelayAddress, StorageKey, StoreSecret,
+};
 use hearth_relay::config::Config;
 use hearth_relay::core::RegistrationMode;
 use hearth_relay::net::RunningRelay;
@@ -30,7 +32,10 @@ impl Relay {
         Self::start_with(mode, |_| {}).await
     }
 
-    pub(crate) async fn start_with(mode: RegistrationMode, adjust: impl FnOnce(&mut Config)) -> Self {
+    pub(crate) async fn start_with(
+        mode: RegistrationMode,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
         let data = tempfile::tempdir().unwrap();
         let mut config = config(data.path(), 0, mode);
         adjust(&mut config);
@@ -88,7 +93,12 @@ pub(crate) fn key(byte: u8) -> StoreSecret {
     StorageKey::from_bytes([byte; 32]).into()
 }
 
-pub(crate) async fn create(home: &Path, secret: StoreSecret, relay: &RelayAddress, name: &str) -> Client {
+pub(crate) async fn create(
+    home: &Path,
+    secret: StoreSecret,
+    relay: &RelayAddress,
+    name: &str,
+) -> Client {
     within(
         "create",
         Client::create_with(home, secret, relay, None, name, options()),
@@ -103,4 +113,3 @@ pub(crate) async fn sync(client: &Client) -> Vec<Event> {
         .unwrap()
         .events
 }
-
