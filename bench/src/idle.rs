@@ -92,7 +92,7 @@ pub(crate) async fn run(
     let bench = ProcessSample::of_self()?;
 
     let mut report = IdleReport {
-        benchmark: "idle",
+        benchmark: "idle".into(),
         context,
         connections_requested: plan.connections,
         connections_open: clients.len(),

@@ -10,11 +10,17 @@
 //! target/release/hearth-bench throughput --clients 100 --size 1024 --duration 20s --warmup 5s
 //! target/release/hearth-bench throughput --clients 100 --rate 5000 --json open-loop.json
 //! target/release/hearth-bench idle --connections 10000
+//! target/release/hearth-bench compare --out docs/bench
 //! ```
+//!
+//! `compare` runs the same workloads against the relay and against the
+//! local Mosquitto, NATS JetStream, Redis and PostgreSQL (see
+//! `docs/BENCHMARKS.md`).
 //!
 //! All traffic goes to 127.0.0.1 and every phase is bounded in time.
 #![forbid(unsafe_code)]
 
+mod compare;
 mod fleet;
 mod idle;
 mod probe;
@@ -55,6 +61,9 @@ enum Benchmark {
     Throughput(ThroughputArgs),
     /// Memory cost of many idle, authenticated connections.
     Idle(IdleArgs),
+    /// The relay beside Mosquitto, NATS JetStream, Redis and PostgreSQL:
+    /// the same workloads, in one run; writes JSON, tables and charts.
+    Compare(Box<compare::CompareArgs>),
 }
 
 /// Options every benchmark shares.
@@ -104,14 +113,22 @@ struct ThroughputArgs {
     /// it may have in flight (later sends wait, and the wait is latency).
     #[arg(long, value_name = "K")]
     in_flight: Option<usize>,
+    #[command(flatten)]
+    connect: ClientArgs,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+/// How the load generator's clients connect and wait, shared by
+/// `throughput` and `compare`.
+#[derive(Debug, Args)]
+struct ClientArgs {
     /// How long to wait after the last send for the last deliveries.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     drain_timeout: Duration,
-    /// Client connections per UDP socket.
+    /// Hearth client connections per UDP socket.
     #[arg(long, default_value_t = 100)]
     per_socket: usize,
-    #[command(flatten)]
-    common: CommonArgs,
 }
 
 /// Options of `idle`.
@@ -140,6 +157,7 @@ async fn main() -> ExitCode {
     let outcome = match cli.benchmark {
         Benchmark::Throughput(args) => throughput(args).await,
         Benchmark::Idle(args) => idle(args).await,
+        Benchmark::Compare(args) => compare::run(*args).await.map(|()| ExitCode::SUCCESS),
     };
     outcome.unwrap_or_else(|error| {
         eprintln!("hearth-bench: {error:#}");
@@ -170,13 +188,13 @@ async fn throughput(args: ThroughputArgs) -> anyhow::Result<ExitCode> {
         warmup: args.warmup,
         duration: args.duration,
         pacing,
-        drain_timeout: args.drain_timeout,
-        per_endpoint: args.per_socket,
+        drain_timeout: args.connect.drain_timeout,
+        per_endpoint: args.connect.per_socket,
         connect_concurrency: 50,
     };
     workload::validate(&plan)?;
     let env = relay_env(&args.common, args.clients * 2, &THROUGHPUT_LIMITS);
-    let budget = args.warmup + args.duration + args.drain_timeout + SETUP_BUDGET;
+    let budget = args.warmup + args.duration + args.connect.drain_timeout + SETUP_BUDGET;
     let (context, relay) = start_relay(&args.common, env).await?;
     let outcome = tokio::time::timeout(budget, workload::run(&plan, &relay)).await;
     let stopped = relay.stop().await;

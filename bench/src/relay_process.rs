@@ -48,6 +48,8 @@ pub(crate) struct RelayProcess {
     address: RelayAddress,
     output: Arc<Mutex<VecDeque<String>>>,
     data_dir: tempfile::TempDir,
+    settings: RelaySettings,
+    listen: String,
 }
 
 impl RelayProcess {
@@ -63,6 +65,25 @@ impl RelayProcess {
         }
         let data_dir = make_data_dir(settings.data_parent.as_deref())?;
         let listen = format!("127.0.0.1:{}", free_udp_port()?);
+        Self::spawn(settings, data_dir, listen).await
+    }
+
+    /// Stops the relay gracefully and starts it again on the same data
+    /// folder and port; returns it once it printed its address again, with
+    /// the moment the new process was started.
+    pub(crate) async fn restart(self) -> anyhow::Result<(Self, Instant)> {
+        let (settings, listen) = (self.settings.clone(), self.listen.clone());
+        let data_dir = self.stop_keeping_data().await?;
+        let started = Instant::now();
+        Ok((Self::spawn(&settings, data_dir, listen).await?, started))
+    }
+
+    /// Runs the binary on `data_dir`, listening on `listen`.
+    async fn spawn(
+        settings: &RelaySettings,
+        data_dir: tempfile::TempDir,
+        listen: String,
+    ) -> anyhow::Result<Self> {
         let mut command = Command::new(&settings.binary);
         command
             .args(["run", "--data"])
@@ -96,6 +117,8 @@ impl RelayProcess {
             address: placeholder_address(),
             output,
             data_dir,
+            settings: settings.clone(),
+            listen,
         };
         relay.address = relay.wait_listening(address_rx).await?;
         Ok(relay)
@@ -126,6 +149,11 @@ impl RelayProcess {
         &self.address
     }
 
+    /// The relay's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
+    }
+
     /// The relay's data folder.
     pub(crate) fn data_dir(&self) -> &Path {
         self.data_dir.path()
@@ -139,7 +167,13 @@ impl RelayProcess {
 
     /// Stops the relay gracefully (SIGTERM), killing it if it takes longer
     /// than 20 s. Fails if it did not exit cleanly.
-    pub(crate) async fn stop(mut self) -> anyhow::Result<()> {
+    pub(crate) async fn stop(self) -> anyhow::Result<()> {
+        self.stop_keeping_data().await.map(drop)
+    }
+
+    /// Stops the relay like [`RelayProcess::stop`] and hands back its data
+    /// folder (deleted when that is dropped).
+    async fn stop_keeping_data(mut self) -> anyhow::Result<tempfile::TempDir> {
         if let Ok(Some(status)) = self.child.try_wait() {
             bail!("the relay had already exited ({status})\n{}", self.tail());
         }
@@ -152,7 +186,7 @@ impl RelayProcess {
             bail!("could not send SIGTERM to the relay; killed it");
         }
         match tokio::time::timeout(STOP_TIMEOUT, self.child.wait()).await {
-            Ok(Ok(status)) if status.success() => Ok(()),
+            Ok(Ok(status)) if status.success() => Ok(self.data_dir),
             Ok(status) => bail!(
                 "the relay exited badly ({})\n{}",
                 describe(status),

@@ -5,13 +5,14 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::compare::drive::Outcome;
 use crate::relay_process::ProcessSample;
-use crate::workload::{Measurements, Pacing, ThroughputPlan};
+use crate::workload::{Pacing, ThroughputPlan};
 
 /// Where the run happened: the relay binary and its data folder's disk.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct RunContext {
     /// Path of the relay binary.
     pub(crate) relay_binary: String,
@@ -22,7 +23,7 @@ pub(crate) struct RunContext {
 }
 
 /// Whether every envelope stored was delivered exactly once and deleted.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct DeliveryCheck {
     /// Sends the relay answered as durable.
     pub(crate) sent: u64,
@@ -85,7 +86,7 @@ impl DeliveryCheck {
 }
 
 /// Percentiles of a latency histogram, in milliseconds.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct LatencySummary {
     /// Samples recorded.
     pub(crate) count: u64,
@@ -183,7 +184,7 @@ pub(crate) struct ThroughputReport {
     pub(crate) setup_seconds: f64,
     /// Sends answered as durable per second.
     pub(crate) durable_sends_per_second: f64,
-    /// Envelopes acknowledged (deleted) per second.
+    /// Envelopes delivered per second.
     pub(crate) deliveries_per_second: f64,
     /// Send→delivery latency (open loop: from the scheduled send time).
     pub(crate) delivery_latency_ms: LatencySummary,
@@ -204,7 +205,7 @@ pub(crate) struct ThroughputReport {
 
 impl ThroughputReport {
     /// The report of `plan`'s run.
-    pub(crate) fn new(context: RunContext, plan: &ThroughputPlan, m: Measurements) -> Self {
+    pub(crate) fn new(context: RunContext, plan: &ThroughputPlan, m: Outcome) -> Self {
         let (pacing, in_flight, rate) = match plan.pacing {
             Pacing::Closed { in_flight } => ("closed-loop", in_flight, None),
             Pacing::Open {
@@ -212,8 +213,8 @@ impl ThroughputReport {
                 max_in_flight,
             } => ("open-loop", max_in_flight, Some(rate)),
         };
-        let cpu_seconds = m.relay_end.cpu_since(&m.relay_warm);
-        let wall = m.relay_end.wall_since(&m.relay_warm);
+        let cpu_seconds = m.server_end.cpu_since(&m.server_warm);
+        let wall = m.server_end.wall_since(&m.server_warm);
         let envelopes = m.sent_in_window.max(1) as f64;
         Self {
             benchmark: "throughput",
@@ -227,17 +228,17 @@ impl ThroughputReport {
             target_rate_per_second: rate,
             setup_seconds: m.setup_seconds,
             durable_sends_per_second: m.sent_in_window as f64 / m.window_seconds,
-            deliveries_per_second: m.acked_in_window as f64 / m.window_seconds,
+            deliveries_per_second: m.delivered_in_window as f64 / m.window_seconds,
             delivery_latency_ms: LatencySummary::of(&m.delivery_latency),
             send_latency_ms: LatencySummary::of(&m.send_latency),
             relay: RelayUsage {
                 cpu_seconds,
                 cpu_utilisation: ratio(cpu_seconds, wall),
                 cpu_seconds_per_1000_envelopes: cpu_seconds * 1000.0 / envelopes,
-                rss_bytes_start: m.relay_warm.rss_bytes,
-                rss_bytes_end: m.relay_end.rss_bytes,
-                rss_bytes_after_drain: m.relay_drained.rss_bytes,
-                peak_rss_bytes: m.relay_drained.peak_rss_bytes,
+                rss_bytes_start: m.server_warm.rss_bytes,
+                rss_bytes_end: m.server_end.rss_bytes,
+                rss_bytes_after_drain: m.server_drained.rss_bytes,
+                peak_rss_bytes: m.server_drained.peak_rss_bytes,
             },
             load_generator_cpu_utilisation: ratio(
                 m.bench_end.cpu_since(&m.bench_warm),
@@ -287,7 +288,7 @@ impl fmt::Display for ThroughputReport {
         )?;
         row(
             f,
-            "deliveries/s (acked)",
+            "deliveries/s",
             format!("{:.1}", self.deliveries_per_second),
         )?;
         row(f, "send→deliver latency ms", &self.delivery_latency_ms)?;
@@ -332,10 +333,10 @@ impl fmt::Display for ThroughputReport {
 }
 
 /// Everything the idle-connections benchmark measured.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct IdleReport {
     /// Always `"idle"`.
-    pub(crate) benchmark: &'static str,
+    pub(crate) benchmark: String,
     /// Where it ran.
     pub(crate) context: RunContext,
     /// Connections asked for.

@@ -18,6 +18,13 @@ use hearth_relay::core::RegistrationMode;
 use hearth_relay::registration;
 use hearth_relay::tls::RelayIdentity;
 
+/// jemalloc instead of the system allocator: fjall frees a flushed memtable
+/// entry by entry while holding a lock, which glibc's malloc makes slow
+/// enough to stall commits (p99 at 7,500 sends/s: 24–58 ms with glibc,
+/// 15–19 ms with jemalloc; docs/BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// A Hearth relay: durable store-and-forward of opaque encrypted envelopes
 /// over QUIC. Without a command, runs the relay.
 #[derive(Debug, Parser)]
