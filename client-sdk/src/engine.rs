@@ -8,7 +8,10 @@
 //! update the in-memory device state as they stage; if a commit fails the
 //! shell reloads the engine from the store.
 
+mod circle_control;
 mod circle_messages;
+mod circle_store;
+mod circle_tasks;
 mod circles;
 mod receive;
 mod send;
@@ -258,21 +261,20 @@ impl Engine {
     /// The contact named by `query`: a member id, or a display name that
     /// exactly one contact has (case-insensitive).
     pub(crate) fn find_contact(&self, query: &str) -> Result<Contact, Error> {
-        let contacts = self.contacts()?;
-        if let Ok(member) = query.parse::<MemberId>()
-            && let Some(contact) = contacts.iter().find(|c| c.member_id == member)
-        {
-            return Ok(contact.clone());
-        }
-        let query = query.trim().to_lowercase();
-        let mut named = contacts
-            .into_iter()
-            .filter(|c| !c.display_name.is_empty() && c.display_name.to_lowercase() == query);
-        match (named.next(), named.next()) {
-            (Some(contact), None) => Ok(contact),
-            (Some(_), Some(_)) => Err(Error::AmbiguousContact),
-            _ => Err(Error::UnknownContact),
-        }
+        let id = query.parse::<MemberId>().ok();
+        pick_named(
+            self.contacts()?,
+            query,
+            |c| Some(c.member_id) == id,
+            |c| &c.display_name,
+        )
+        .map_err(|many| {
+            if many {
+                Error::AmbiguousContact
+            } else {
+                Error::UnknownContact
+            }
+        })
     }
 
     /// Marks `member` verified if `number` is their safety number.
@@ -403,5 +405,32 @@ impl Engine {
             writes.put(Space::Messages, &key, &records::encode(&record));
         }
         Ok(true)
+    }
+}
+
+/// The one of `items` that `query` names: the one `is_id` picks, else the
+/// only one whose (non-empty) name equals it, ignoring case. `Err(true)`
+/// when several share the name, `Err(false)` when none matches.
+pub(crate) fn pick_named<T>(
+    items: Vec<T>,
+    query: &str,
+    is_id: impl Fn(&T) -> bool,
+    name: impl Fn(&T) -> &str,
+) -> Result<T, bool> {
+    let query = query.trim().to_lowercase();
+    let mut by_name = Vec::new();
+    for item in items {
+        if is_id(&item) {
+            return Ok(item);
+        }
+        let own = name(&item);
+        if !own.is_empty() && own.to_lowercase() == query {
+            by_name.push(item);
+        }
+    }
+    match by_name.len() {
+        1 => by_name.pop().ok_or(false),
+        0 => Err(false),
+        _ => Err(true),
     }
 }

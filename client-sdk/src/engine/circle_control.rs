@@ -1,0 +1,461 @@
+//! Circle control messages received over pairwise sessions: join
+//! requests and refusals, welcomes, roster updates and sender keys, and
+//! which strangers' first messages may open a session (see
+//! [`super::circles`] for the rules).
+
+use hearth_proto::content as pb;
+use hearth_protocol::sender_key::{RemoteSenderKey, SenderKeyDistribution};
+
+use super::Engine;
+use super::circle_messages::verifying;
+use super::circles::{check_card, circle_from, load_chain, member_from, store_refusal};
+use super::receive::Refusal;
+use crate::circles::roster::{
+    self, Added, PublicIdentityKeys, RosterChain, RosterMember, SignedRoster,
+};
+use crate::circles::{JoinRefusal, Role};
+use crate::contacts;
+use crate::content::CircleControl;
+use crate::events::{Event, RejectReason};
+use crate::ids::MemberId;
+use crate::invite::SECRET_LEN;
+use crate::records::{
+    self, CircleRecord, ContactRecord, InviteRecord, SenderKeysRecord, StoredCircleState,
+};
+use crate::store::{Space, WriteSet};
+
+/// Sender keys kept per (circle, member): enough for a rotation in flight.
+const KEPT_SENDER_KEYS: usize = 4;
+
+impl Engine {
+    /// Applies a control message from `sender` (already authenticated by
+    /// our pairwise session with them).
+    pub(super) fn apply_control<R: rand::CryptoRng>(
+        &mut self,
+        sender: MemberId,
+        control: CircleControl,
+        writes: &mut WriteSet,
+        rng: &mut R,
+        now_ms: u64,
+    ) -> Result<Vec<Event>, Refusal> {
+        match control {
+            CircleControl::JoinRequest(request) => {
+                self.apply_join_request(sender, &request, writes, rng, now_ms)
+            }
+            CircleControl::JoinRefused(refused) => {
+                let circle = circle_from(&refused.circle_id)?;
+                let Some(mut record) = self.circle_in(writes, circle)? else {
+                    return Ok(Vec::new());
+                };
+                if record.state != StoredCircleState::Joining as i32
+                    || record.inviter != sender.as_bytes()
+                {
+                    return Ok(Vec::new());
+                }
+                record.state = StoredCircleState::Left as i32;
+                self.put_circle(writes, &record);
+                let reason = match pb::circle_join_refused::Reason::try_from(refused.reason) {
+                    Ok(pb::circle_join_refused::Reason::Expired) => JoinRefusal::Expired,
+                    Ok(pb::circle_join_refused::Reason::AlreadyUsed) => JoinRefusal::AlreadyUsed,
+                    Ok(pb::circle_join_refused::Reason::NotAFacilitator) => {
+                        JoinRefusal::NotAFacilitator
+                    }
+                    _ => JoinRefusal::UnknownInvite,
+                };
+                Ok(vec![Event::CircleJoinRefused { circle, reason }])
+            }
+            CircleControl::Welcome(welcome) => {
+                self.apply_welcome(sender, &welcome, writes, rng, now_ms)
+            }
+            CircleControl::RosterUpdate(update) => {
+                self.apply_roster_update(sender, &update, writes, rng, now_ms)
+            }
+            CircleControl::Keys(keys) => self.apply_keys(sender, &keys, writes, rng, now_ms),
+        }
+    }
+
+    fn apply_join_request<R: rand::CryptoRng>(
+        &mut self,
+        sender: MemberId,
+        request: &pb::CircleJoinRequest,
+        writes: &mut WriteSet,
+        rng: &mut R,
+        now_ms: u64,
+    ) -> Result<Vec<Event>, Refusal> {
+        let circle = circle_from(&request.circle_id)?;
+        let invite_key = self.invite_key(&request.invite_secret);
+        let Some(bytes) = writes.read(Space::Invites, &invite_key)? else {
+            return Err(RejectReason::UnknownInvite.into());
+        };
+        let mut invite: InviteRecord = records::decode(&bytes, "invite")?;
+        if invite.circle_id != circle.as_bytes() {
+            return Err(RejectReason::UnknownInvite.into());
+        }
+        let card = request.card.clone().ok_or(RejectReason::Malformed)?;
+        check_card(&card, sender)?;
+        let refusal = if invite.used {
+            Some(pb::circle_join_refused::Reason::AlreadyUsed)
+        } else if invite.expires_at_ms != 0 && invite.expires_at_ms <= now_ms {
+            Some(pb::circle_join_refused::Reason::Expired)
+        } else {
+            match self.active_circle(writes, circle) {
+                Ok((_, chain)) if chain.head().roster().is_facilitator(self.device.member_id) => {
+                    None
+                }
+                _ => Some(pb::circle_join_refused::Reason::NotAFacilitator),
+            }
+        };
+        if let Some(reason) = refusal {
+            let kind = pb::content::Kind::CircleJoinRefused(pb::CircleJoinRefused {
+                circle_id: circle.as_bytes().to_vec(),
+                reason: reason as i32,
+            });
+            self.queue_control(writes, sender, kind, rng, now_ms)
+                .map_err(store_refusal)?;
+            return Ok(Vec::new());
+        }
+        invite.used = true;
+        writes.put(Space::Invites, &invite_key, &records::encode(&invite));
+        let contact = self
+            .contact_in(writes, sender)?
+            .ok_or(RejectReason::UnknownSender)?;
+        let identity = contacts::identity_of(&contact)?;
+        let (mut record, chain) = self.active_circle(writes, circle).map_err(store_refusal)?;
+        let head = chain.head();
+        let old = head.roster().clone();
+        if old.member(sender).is_some() {
+            return Ok(Vec::new());
+        }
+        let mut next = old.next(head.hash());
+        next.members.push(RosterMember {
+            identity: PublicIdentityKeys {
+                sig_key: identity.sig_key,
+                dh_key: identity.dh_key,
+            },
+            display_name: request.display_name.chars().take(64).collect(),
+            role: Role::Member,
+            added_in: next.version,
+        });
+        next.members.sort_by_key(RosterMember::member_id);
+        let signed = next
+            .sign(&self.device.identity)
+            .map_err(|_| RejectReason::Malformed)?;
+        let mut chain = chain;
+        chain
+            .add(signed.clone())
+            .map_err(|_| RejectReason::Malformed)?;
+        record.cards.retain(|c| c.member_id != sender.as_bytes());
+        record.cards.push(card.clone());
+        self.put_circle(writes, &record);
+        let me = self.device.member_id;
+        for member in old.members.iter().map(RosterMember::member_id) {
+            if member != me {
+                let kind = pb::content::Kind::CircleRosterUpdate(pb::CircleRosterUpdate {
+                    roster: signed.to_bytes(),
+                    cards: vec![card.clone()],
+                });
+                self.queue_control(writes, member, kind, rng, now_ms)
+                    .map_err(store_refusal)?;
+            }
+        }
+        let welcome = pb::content::Kind::CircleWelcome(pb::CircleWelcome {
+            roster: signed.to_bytes(),
+            cards: record.cards.clone(),
+            parent_circle_id: Vec::new(),
+        });
+        self.queue_control(writes, sender, welcome, rng, now_ms)
+            .map_err(store_refusal)?;
+        self.adopt_chain(writes, record, chain, &old, rng, now_ms)
+            .map_err(store_refusal)
+    }
+
+    fn apply_welcome<R: rand::CryptoRng>(
+        &mut self,
+        sender: MemberId,
+        welcome: &pb::CircleWelcome,
+        writes: &mut WriteSet,
+        rng: &mut R,
+        now_ms: u64,
+    ) -> Result<Vec<Event>, Refusal> {
+        let signed =
+            SignedRoster::from_bytes(&welcome.roster).map_err(|_| RejectReason::Malformed)?;
+        let roster = signed.roster();
+        let circle = roster.circle_id;
+        let me = self.device.member_id;
+        // Only the facilitator who signed it, and only to someone in it.
+        if signed.signer() != sender
+            || !roster.is_facilitator(sender)
+            || roster.member(me).is_none()
+        {
+            return Err(RejectReason::UnknownSender.into());
+        }
+        let existing = self.circle_in(writes, circle)?;
+        let mut record = match existing {
+            Some(record)
+                if record.state == StoredCircleState::Joining as i32
+                    && record.inviter == sender.as_bytes() =>
+            {
+                record
+            }
+            Some(_) => return Ok(Vec::new()),
+            None => {
+                // A sub-circle: its creator must share the parent with us.
+                let parent = roster.parent_circle.ok_or(RejectReason::UnknownSender)?;
+                let shares = self
+                    .active_circle(writes, parent)
+                    .is_ok_and(|(_, chain)| chain.head().roster().member(sender).is_some());
+                if !shares {
+                    return Err(RejectReason::UnknownSender.into());
+                }
+                let mut door = [0u8; SECRET_LEN];
+                rng.fill_bytes(&mut door);
+                self.add_token_task(writes, &door);
+                CircleRecord {
+                    circle_id: circle.as_bytes().to_vec(),
+                    door_token: door.to_vec(),
+                    joined_at_ms: now_ms,
+                    ..Default::default()
+                }
+            }
+        };
+        for card in &welcome.cards {
+            if let Some(member) = member_from(&card.member_id)
+                && member != me
+                && roster.member(member).is_some()
+                && check_card(card, member).is_ok()
+            {
+                record.cards.retain(|c| c.member_id != card.member_id);
+                record.cards.push(card.clone());
+            }
+        }
+        let mine = self.my_card(&record.door_token);
+        record.cards.retain(|c| c.member_id != me.as_bytes());
+        record.cards.push(mine);
+        record.state = StoredCircleState::Active as i32;
+        record.invite_name.clear();
+        let chain = RosterChain::new(signed.clone());
+        record.chain = chain.to_bytes();
+        self.put_circle(writes, &record);
+        for member in roster.members.iter().map(RosterMember::member_id) {
+            if member != me {
+                self.reach_member(writes, circle, &chain, member, rng, now_ms)
+                    .map_err(store_refusal)?;
+            }
+        }
+        let record = self
+            .circle_in(writes, circle)?
+            .ok_or(RejectReason::Malformed)?;
+        Ok(vec![Event::CircleChanged(self.circle_view(&record)?)])
+    }
+
+    fn apply_roster_update<R: rand::CryptoRng>(
+        &mut self,
+        sender: MemberId,
+        update: &pb::CircleRosterUpdate,
+        writes: &mut WriteSet,
+        rng: &mut R,
+        now_ms: u64,
+    ) -> Result<Vec<Event>, Refusal> {
+        let signed =
+            SignedRoster::from_bytes(&update.roster).map_err(|_| RejectReason::Malformed)?;
+        if signed.signer() != sender {
+            return Err(RejectReason::UnknownSender.into());
+        }
+        let circle = signed.roster().circle_id;
+        let Some(mut record) = self.circle_in(writes, circle)? else {
+            return Err(RejectReason::UnknownSender.into());
+        };
+        if record.state == StoredCircleState::Joining as i32 {
+            return Err(Refusal::Hold);
+        }
+        if record.state != StoredCircleState::Active as i32 {
+            return Ok(Vec::new());
+        }
+        let mut chain = load_chain(&record)?;
+        let old = chain.head().roster().clone();
+        match chain.add(signed.clone()) {
+            Ok(Added::NewHead) => {}
+            Ok(Added::Duplicate | Added::Stored) => {
+                record.chain = chain.to_bytes();
+                self.put_circle(writes, &record);
+                return Ok(Vec::new());
+            }
+            Err(roster::RosterError::UnknownParent) => return Err(Refusal::Hold),
+            // Outdated (a branch that lost a fork, or older than we keep):
+            // nothing to do, and nobody to blame.
+            Err(roster::RosterError::Stale | roster::RosterError::Abandoned) => {
+                return Ok(Vec::new());
+            }
+            Err(error) => {
+                tracing::debug!(%error, "refused a roster version");
+                return Err(RejectReason::Forged.into());
+            }
+        }
+        let head = chain.head().roster();
+        for card in &update.cards {
+            if let Some(member) = member_from(&card.member_id)
+                && head.member(member).is_some()
+                && member != self.device.member_id
+                && check_card(card, member).is_ok()
+            {
+                record.cards.retain(|c| c.member_id != card.member_id);
+                record.cards.push(card.clone());
+            }
+        }
+        self.adopt_chain(writes, record, chain, &old, rng, now_ms)
+            .map_err(store_refusal)
+    }
+
+    fn apply_keys<R: rand::CryptoRng>(
+        &mut self,
+        sender: MemberId,
+        keys: &pb::CircleKeys,
+        writes: &mut WriteSet,
+        rng: &mut R,
+        now_ms: u64,
+    ) -> Result<Vec<Event>, Refusal> {
+        let circle = circle_from(&keys.circle_id)?;
+        let Some(mut record) = self.circle_in(writes, circle)? else {
+            return Err(RejectReason::UnknownSender.into());
+        };
+        if record.state == StoredCircleState::Joining as i32 {
+            return Err(Refusal::Hold);
+        }
+        if record.state != StoredCircleState::Active as i32 {
+            return Ok(Vec::new());
+        }
+        let chain = load_chain(&record)?;
+        let roster = chain.head().roster();
+        let Some(entry) = roster.member(sender) else {
+            // Their roster may be ahead of ours (the update adding them is
+            // on its way): keep it for later.
+            return Err(Refusal::Hold);
+        };
+        if keys.epoch > roster.epoch {
+            return Err(Refusal::Hold);
+        }
+        let distribution = SenderKeyDistribution::from_bytes(&keys.distribution)
+            .map_err(|_| RejectReason::Malformed)?;
+        if *distribution.circle_id() != *circle.as_bytes() || distribution.epoch() != keys.epoch {
+            return Err(RejectReason::Malformed.into());
+        }
+        if keys.epoch == roster.epoch {
+            let remote = RemoteSenderKey::new(&distribution, verifying(&entry.identity.sig_key)?);
+            let key = self.sender_keys_key(circle, sender);
+            let mut stored: SenderKeysRecord = match writes.read(Space::SenderKeys, &key)? {
+                Some(bytes) => records::decode(&bytes, "sender keys")?,
+                None => SenderKeysRecord::default(),
+            };
+            stored.keys.retain(|bytes| {
+                RemoteSenderKey::from_bytes(bytes).is_ok_and(|k| {
+                    k.epoch() == roster.epoch && k.chain_id() != distribution.chain_id()
+                })
+            });
+            stored.keys.push(remote.to_bytes().to_vec());
+            let excess = stored.keys.len().saturating_sub(KEPT_SENDER_KEYS);
+            stored.keys.drain(..excess);
+            writes.put(Space::SenderKeys, &key, &records::encode(&stored));
+        }
+        if let Some(card) = &keys.card
+            && check_card(card, sender).is_ok()
+        {
+            record.cards.retain(|c| c.member_id != card.member_id);
+            record.cards.push(card.clone());
+        }
+        // Their pairwise token replaces the door token we used so far.
+        if let Some(mut contact) = self.contact_in(writes, sender)?
+            && !keys.pair_token.is_empty()
+            && keys.pair_token.len() <= 256
+            && contact.send_token != keys.pair_token
+        {
+            contact.send_token.clone_from(&keys.pair_token);
+            self.put_contact(writes, &contact)?;
+        }
+        self.put_circle(writes, &record);
+        let has_ours = record.keys_sent_to.iter().any(|m| m == sender.as_bytes())
+            && !record.own_key.is_empty();
+        if keys.reply_wanted || !has_ours {
+            let bytes = self
+                .circle_keys_for(writes, record, &chain, sender, false, rng, now_ms)
+                .map_err(store_refusal)?;
+            self.queue_bytes(writes, sender, &bytes, rng, now_ms)
+                .map_err(store_refusal)?;
+        }
+        Ok(Vec::new())
+    }
+
+    /// Whether a stranger's first message may open a session: a circle
+    /// member's keys, for a circle we are in, from a device the roster
+    /// names. `Hold` when the roster adding them may be on its way.
+    pub(super) fn admit_circle_stranger(
+        &self,
+        writes: &WriteSet,
+        sender: MemberId,
+        dh_key: &hearth_protocol::keys::X25519PublicKey,
+        keys: &pb::CircleKeys,
+    ) -> Result<ContactRecord, Refusal> {
+        let circle = circle_from(&keys.circle_id)?;
+        let Some(record) = self.circle_in(writes, circle)? else {
+            return Err(RejectReason::UnknownSender.into());
+        };
+        if record.state == StoredCircleState::Joining as i32 {
+            return Err(Refusal::Hold);
+        }
+        if record.state != StoredCircleState::Active as i32 {
+            return Err(RejectReason::UnknownSender.into());
+        }
+        let chain = load_chain(&record)?;
+        let Some(entry) = chain.head().roster().member(sender) else {
+            return Err(Refusal::Hold);
+        };
+        if entry.identity.dh_key != *dh_key {
+            return Err(RejectReason::UnknownSender.into());
+        }
+        let card = keys.card.as_ref().ok_or(RejectReason::Malformed)?;
+        check_card(card, sender)?;
+        let send_token = if keys.pair_token.is_empty() {
+            card.send_token.clone()
+        } else {
+            keys.pair_token.clone()
+        };
+        let contact = ContactRecord {
+            display_name: entry.display_name.clone(),
+            relay: card.relay.clone(),
+            mailbox_id: card.mailbox_id.clone(),
+            send_token,
+            circle_only: true,
+            ..Default::default()
+        };
+        Ok(contact)
+    }
+
+    /// A stranger's join request: the invite must exist (its outcome is
+    /// decided by [`Self::apply_join_request`]).
+    pub(super) fn admit_joiner(
+        &self,
+        writes: &WriteSet,
+        request: &pb::CircleJoinRequest,
+    ) -> Result<ContactRecord, Refusal> {
+        let invite_key = self.invite_key(&request.invite_secret);
+        let Some(bytes) = writes.read(Space::Invites, &invite_key)? else {
+            return Err(RejectReason::UnknownInvite.into());
+        };
+        let invite: InviteRecord = records::decode(&bytes, "invite")?;
+        if invite.circle_id != request.circle_id {
+            return Err(RejectReason::UnknownInvite.into());
+        }
+        let card = request.card.as_ref().ok_or(RejectReason::Malformed)?;
+        if request.pair_token.is_empty() || request.pair_token.len() > 256 {
+            return Err(RejectReason::Malformed.into());
+        }
+        Ok(ContactRecord {
+            display_name: request.display_name.chars().take(64).collect(),
+            relay: card.relay.clone(),
+            mailbox_id: card.mailbox_id.clone(),
+            send_token: request.pair_token.clone(),
+            our_send_token: invite.send_token,
+            circle_only: true,
+            ..Default::default()
+        })
+    }
+}
