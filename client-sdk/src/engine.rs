@@ -120,6 +120,27 @@ impl Engine {
         }
     }
 
+    /// Every record of a space keyed by a big-endian `u64` sequence, in
+    /// order (outbox, tasks).
+    pub(crate) fn scan_numbered<M: prost::Message + Default>(
+        &self,
+        space: Space,
+        what: &'static str,
+    ) -> Result<Vec<(u64, M)>, StoreError> {
+        self.store
+            .scan(space, &[])?
+            .iter()
+            .map(|(key, bytes)| {
+                let seq = key
+                    .as_slice()
+                    .try_into()
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt(what))?;
+                Ok((seq, records::decode(bytes, what)?))
+            })
+            .collect()
+    }
+
     /// Adds the current device state to `writes`.
     pub(crate) fn put_state(&self, writes: &mut WriteSet) {
         writes.put(Space::Device, STATE_KEY, &self.state.encode_to_vec());

@@ -305,9 +305,7 @@ impl Engine {
                 circle_id: circle.as_bytes().to_vec(),
                 ..Default::default()
             };
-            let seq = self.state.next_outbox_seq;
-            self.state.next_outbox_seq += 1;
-            writes.put(Space::Outbox, &seq.to_be_bytes(), &records::encode(&entry));
+            self.push_outbox(&mut writes, &entry);
         }
         let stored = MessageRecord {
             message_id: id.as_bytes().to_vec(),

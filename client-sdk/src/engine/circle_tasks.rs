@@ -44,18 +44,7 @@ impl Engine {
 
     /// Relay chores in order.
     pub(crate) fn tasks(&self) -> Result<Vec<(u64, TaskRecord)>, StoreError> {
-        self.store
-            .scan(Space::Tasks, &[])?
-            .iter()
-            .map(|(key, bytes)| {
-                let seq = key
-                    .as_slice()
-                    .try_into()
-                    .map(u64::from_be_bytes)
-                    .map_err(|_| StoreError::Corrupt("task"))?;
-                Ok((seq, records::decode(bytes, "task")?))
-            })
-            .collect()
+        self.scan_numbered(Space::Tasks, "task")
     }
 
     /// A chore is done (or can never be).

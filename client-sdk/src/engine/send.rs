@@ -215,9 +215,7 @@ impl Engine {
             failure_reported: false,
             ..Default::default()
         };
-        let seq = self.state.next_outbox_seq;
-        self.state.next_outbox_seq += 1;
-        writes.put(Space::Outbox, &seq.to_be_bytes(), &records::encode(&record));
+        self.push_outbox(writes, &record);
         Ok(())
     }
 
@@ -272,23 +270,20 @@ impl Engine {
 
     // ---- the outbox ------------------------------------------------------
 
+    /// Appends `record` to the outbox.
+    pub(crate) fn push_outbox(&mut self, writes: &mut WriteSet, record: &OutboxRecord) {
+        let seq = self.state.next_outbox_seq;
+        self.state.next_outbox_seq += 1;
+        writes.put(Space::Outbox, &seq.to_be_bytes(), &records::encode(record));
+    }
+
     /// Everything waiting to be sent, in order.
     pub(crate) fn outbox(&self) -> Result<Vec<Outgoing>, StoreError> {
-        self.store
-            .scan(Space::Outbox, &[])?
-            .iter()
-            .map(|(key, bytes)| {
-                let seq = key
-                    .as_slice()
-                    .try_into()
-                    .map(u64::from_be_bytes)
-                    .map_err(|_| StoreError::Corrupt("outbox"))?;
-                Ok(Outgoing {
-                    seq,
-                    record: records::decode(bytes, "outbox")?,
-                })
-            })
-            .collect()
+        Ok(self
+            .scan_numbered(Space::Outbox, "outbox")?
+            .into_iter()
+            .map(|(seq, record)| Outgoing { seq, record })
+            .collect())
     }
 
     /// The relay stored `item`: drop it from the outbox, mark it sent.
