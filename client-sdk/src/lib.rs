@@ -69,8 +69,21 @@
 //! This crate also builds `hearth` (`src/bin/hearth/`), a thin,
 //! non-interactive layer over [`Client`] for terminals and scripts:
 //! `hearth init`, `whoami`, `contact invite | accept | list | verify`, `dm`,
-//! `sync` and `history`, with `--json` output (one object per line). The
-//! repository's README walks through it (section "Using the hearth CLI").
+//! `sync` and `history`; for circles `circle create | invite | join | list |
+//! members | remove | leave | promote | demote | rename | rules | sub`,
+//! `say`, `checkin`, `share`, `gather`, `rsvp`, `goal add | progress`,
+//! `support`, `react`, `feed` and `due`; with `--json` output (one object per
+//! line). The repository's README walks through it (section "Using the
+//! hearth CLI").
+//!
+//! ## Circles
+//!
+//! [`Client::create_circle`], [`Client::circle_invite`] and
+//! [`Client::join_circle`] form a circle; [`Client::post`] sends any
+//! [`Content`] to it in one multi-recipient send; [`Client::feed`],
+//! [`gatherings`], [`goals`] and [`Client::due`] read it back. The
+//! [`circles`] module and `docs/CIRCLES.md` explain rosters, epochs and what
+//! the relay learns.
 //!
 //! For crash tests, [`TEST_EXIT_BEFORE_ACK_VAR`] makes a process exit right
 //! after it durably stored a delivery and before it acknowledges it.

@@ -8,12 +8,19 @@
 //! - [`relay_binary`] and [`hearth_binary`]: the workspace's binaries, built
 //!   first when the tests run under cargo;
 //! - [`Owner`]: a mailbox owner (mailbox key, mailbox id, send token) and the
-//!   client steps around it (register, authenticate, drain deliveries).
+//!   client steps around it (register, authenticate, drain deliveries);
+//! - [`cli`]: devices driven through the `hearth` binary, and [`member`]:
+//!   members of circles on such devices;
+//! - [`attacker`]: what someone with the relay's disk, logs or a send token
+//!   sees and can send.
 //!
 //! Every wait is bounded ([`within`]), so a failure can't hang the suite.
 #![forbid(unsafe_code)]
 
+pub mod attacker;
 mod binary;
+pub mod cli;
+pub mod member;
 mod owner;
 mod process;
 mod relay;

@@ -77,6 +77,17 @@ impl RelayProcess {
         Self::start_with(data_dir, &["--registration", "open"], &[]).await
     }
 
+    /// Like [`RelayProcess::start`], logging everything down to `debug`
+    /// (for tests that search the logs for what must not be there).
+    pub async fn start_with_debug_logs(data_dir: &Path) -> Self {
+        Self::start_with(
+            data_dir,
+            &["--registration", "open"],
+            &[("HEARTH_LOG", "debug")],
+        )
+        .await
+    }
+
     /// Starts `hearth-relay run --data DATA_DIR --listen 127.0.0.1:PORT
     /// ARGS...` with extra environment variables `envs`, and waits until it
     /// listens.

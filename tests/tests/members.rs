@@ -4,23 +4,19 @@
 //! logs, and envelopes an attacker tampered with, replayed or made up.
 
 use std::collections::HashSet;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use aho_corasick::AhoCorasick;
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-use bytes::Bytes;
+use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use hearth_client::{
     Backoff, Client, ClientOptions, Clock, ConnectOptions, ConnectionState, Content, Direction,
-    Event, EventStream, Invite, KdfParams, MemberId, MessageStatus, OutgoingRecipient,
-    RejectReason, RelayAddress, RelayClient, StorageKey, SystemClock,
+    Event, EventStream, Invite, KdfParams, MemberId, MessageStatus, RejectReason, RelayAddress,
+    StorageKey, SystemClock,
 };
-use hearth_relay::ids::MailboxId;
-use hearth_relay::store::MailboxStore as _;
-use hearth_tests::{RelayProcess, client_message_id, fast_options, open_store, within, within_for};
+use hearth_tests::attacker::{Needles, last_waiting_envelope, replay_and_tamper};
+use hearth_tests::{RelayProcess, within, within_for};
 use rand::RngExt as _;
 use tokio::time::Instant;
 
@@ -445,59 +441,10 @@ async fn a_relay_sigkilled_mid_conversation_loses_nothing_and_shows_nothing_twic
 
 // ---- what the relay keeps ------------------------------------------------
 
-/// Every form in which `needle` could show up in a file or a log: the raw
-/// bytes, hex, and base64 (standard and URL-safe, at every alignment).
-fn encodings(needle: &[u8]) -> Vec<Vec<u8>> {
-    assert!(needle.len() >= 8, "too short to search for: {needle:?}");
-    let mut forms = vec![
-        needle.to_vec(),
-        hex::encode(needle).into_bytes(),
-        hex::encode_upper(needle).into_bytes(),
-    ];
-    for engine in [&STANDARD, &URL_SAFE] {
-        for offset in 0..3 {
-            // The characters that depend on the needle's bytes alone.
-            let mut shifted = vec![0u8; offset];
-            shifted.extend_from_slice(needle);
-            let encoded = engine.encode(&shifted);
-            let skip = if offset == 0 { 0 } else { 4 };
-            let whole = (shifted.len() / 3) * 4;
-            forms.push(encoded.as_bytes()[skip..whole].to_vec());
-        }
-    }
-    forms
-}
-
-/// The needles (by name) that occur in `haystack`.
-fn leaks(matcher: &AhoCorasick, names: &[String], haystack: &[u8]) -> HashSet<String> {
-    matcher
-        .find_overlapping_iter(haystack)
-        .map(|found| names[found.pattern().as_usize()].clone())
-        .collect()
-}
-
-fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(files_under(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_relay_keeps_no_plaintext_names_or_member_ids_on_disk_or_in_its_logs() {
     let dir = tempfile::tempdir().unwrap();
-    let mut relay = RelayProcess::start_with(
-        dir.path(),
-        &["--registration", "open"],
-        &[("HEARTH_LOG", "debug")],
-    )
-    .await;
+    let mut relay = RelayProcess::start_with_debug_logs(dir.path()).await;
     let tag = || hex::encode(rand::random::<[u8; 6]>());
     let (alice_name, bob_name) = (format!("Alice {}", tag()), format!("Bob {}", tag()));
     let alice = Member::create(relay.address(), &alice_name).await;
@@ -548,14 +495,7 @@ async fn the_relay_keeps_no_plaintext_names_or_member_ids_on_disk_or_in_its_logs
             printed.to_uppercase().into_bytes(),
         ));
     }
-    let (mut names, mut patterns) = (Vec::new(), Vec::new());
-    for (name, needle) in &needles {
-        for form in encodings(needle) {
-            names.push(name.clone());
-            patterns.push(form);
-        }
-    }
-    let matcher = AhoCorasick::new(&patterns).unwrap();
+    let search = Needles::new(&needles);
 
     // The search works: it finds a needle hidden the ways it looks for.
     let hidden = [
@@ -572,70 +512,19 @@ async fn the_relay_keeps_no_plaintext_names_or_member_ids_on_disk_or_in_its_logs
     ]
     .concat();
     assert_eq!(
-        leaks(&matcher, &names, &hidden),
+        search.found_in(&hidden),
         HashSet::from(["alice's name".to_owned(), "bob's member id".to_owned()])
     );
 
-    let files = files_under(dir.path());
-    assert!(files.len() > 3, "the relay wrote its store: {files:?}");
-    for file in files {
-        let bytes = std::fs::read(&file).unwrap();
-        let found = leaks(&matcher, &names, &bytes);
-        assert!(found.is_empty(), "{} holds {found:?}", file.display());
-    }
     let output = relay.output();
     assert!(
         output.contains("listening on"),
         "the relay's log was captured"
     );
-    let found = leaks(&matcher, &names, output.as_bytes());
-    assert!(found.is_empty(), "the relay's log holds {found:?}");
+    search.assert_absent(dir.path(), 3, &output);
 }
 
 // ---- envelopes an attacker sends -----------------------------------------
-
-/// The sealed header and body of the last envelope waiting in `mailbox`, read
-/// from the store of a stopped relay.
-fn last_waiting_envelope(data_dir: &Path, mailbox: [u8; 32]) -> (Bytes, Bytes) {
-    let store = open_store(data_dir);
-    let snapshot = store.load().unwrap();
-    let mailbox = MailboxId(mailbox);
-    let (_, seq, meta) = snapshot
-        .envelopes
-        .iter()
-        .rev()
-        .find(|(m, _, _)| *m == mailbox)
-        .expect("an envelope waits in the mailbox");
-    let record = store.read_envelope(&mailbox, *seq).unwrap().unwrap();
-    let body = store.read_body(meta.body_id).unwrap().unwrap();
-    (record.sealed_header, body)
-}
-
-/// Sends an envelope straight to the mailbox an invite link names, as anyone
-/// holding the link can.
-async fn send_raw(address: &RelayAddress, invite: &Invite, header: Bytes, body: Bytes) {
-    let relay = RelayClient::connect_with(address, fast_options())
-        .await
-        .unwrap();
-    let recipient = OutgoingRecipient {
-        mailbox_id: invite.mailbox_id,
-        send_token: Bytes::copy_from_slice(&invite.send_token),
-        sealed_header: header,
-    };
-    within(
-        "send a crafted envelope",
-        relay.send_one(client_message_id(), recipient, body),
-    )
-    .await
-    .unwrap();
-    relay.close();
-}
-
-fn flip(bytes: &Bytes, at: usize) -> Bytes {
-    let mut changed = bytes.to_vec();
-    changed[at] ^= 0x20;
-    Bytes::from(changed)
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tampered_replayed_and_unknown_sender_envelopes_are_rejected_and_the_talk_goes_on() {
@@ -652,27 +541,13 @@ async fn tampered_replayed_and_unknown_sender_envelopes_are_rejected_and_the_tal
     // The relay is stopped while "second" waits; its disk gives away the
     // envelope (ciphertext only).
     assert!(relay.terminate().await.success());
-    let (header, body) = last_waiting_envelope(dir.path(), invite.mailbox_id);
+    let waiting = last_waiting_envelope(dir.path(), invite.mailbox_id);
     relay.restart().await;
     let got = receive(&bob, 2, Duration::from_secs(20)).await;
     assert_eq!(got, from(alice.id(), &["first".into(), "second".into()]));
 
     // Replayed, and tampered in the body and in the header.
-    send_raw(&address, &invite, header.clone(), body.clone()).await;
-    send_raw(
-        &address,
-        &invite,
-        header.clone(),
-        flip(&body, body.len() / 2),
-    )
-    .await;
-    send_raw(
-        &address,
-        &invite,
-        flip(&header, header.len() / 2),
-        body.clone(),
-    )
-    .await;
+    replay_and_tamper(&address, &invite, &waiting).await;
     let events = bob.sync().await;
     assert_eq!(texts(&events), [], "nothing crafted shows as a message");
     assert_eq!(

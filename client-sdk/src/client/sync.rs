@@ -392,7 +392,22 @@ impl Client {
     /// messages that hand them out) or revoke, sessions to open with circle
     /// members. A chore that fails for now stays for the next round.
     async fn run_tasks(&self) -> Result<(), Error> {
-        let tasks = self.shared.engine.lock().await.tasks()?;
+        // A chore may add chores (opening a session registers a token for
+        // the peer): keep going until none is left.
+        for _ in 0..MAX_TASK_ROUNDS {
+            let tasks = self.shared.engine.lock().await.tasks()?;
+            if tasks.is_empty() || !self.run_task_round(tasks).await? {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `tasks` in order; `false` if one has to wait for a later round.
+    async fn run_task_round(
+        &self,
+        tasks: Vec<(u64, crate::records::TaskRecord)>,
+    ) -> Result<bool, Error> {
         for (seq, task) in tasks {
             let done = match TaskKind::try_from(task.kind) {
                 Ok(TaskKind::AddToken) => {
@@ -416,13 +431,13 @@ impl Client {
                 Err(_) => true,
             };
             if !done {
-                return Ok(());
+                return Ok(false);
             }
             let mut engine = self.shared.engine.lock().await;
             let writes = engine.task_done(seq);
             commit(&mut engine, writes).await?;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Fetches a circle member's prekeys and opens the session a chore asks
@@ -583,6 +598,9 @@ fn exit_before_ack_if_asked() {
         std::process::exit(TEST_EXIT_BEFORE_ACK_STATUS);
     }
 }
+
+/// Rounds of relay chores in one flush (each round may add chores).
+const MAX_TASK_ROUNDS: usize = 4;
 
 /// What to do with the rest of the outbox after one circle send.
 enum CircleSent {

@@ -238,7 +238,7 @@ impl Engine {
         self.put_circle(writes, &record);
         for member in roster.members.iter().map(RosterMember::member_id) {
             if member != me {
-                self.reach_member(writes, circle, &chain, member, rng, now_ms)
+                self.reach_member(writes, circle, &chain, member, true, rng, now_ms)
                     .map_err(store_refusal)?;
             }
         }

@@ -8,6 +8,7 @@ use hearth_protocol::keys::PreKeyBundle;
 use super::Engine;
 use super::circles::member_from;
 use crate::circles::CircleId;
+use crate::contacts;
 use crate::error::Error;
 use crate::ids::MemberId;
 use crate::invite::SECRET_LEN;
@@ -108,7 +109,7 @@ impl Engine {
         let mut pair_token = [0u8; SECRET_LEN];
         rng.fill_bytes(&mut pair_token);
         self.add_token_task(&mut writes, &pair_token);
-        let contact = ContactRecord {
+        let mut contact = ContactRecord {
             display_name: entry.display_name.clone(),
             relay: card.relay.clone(),
             mailbox_id: card.mailbox_id.clone(),
@@ -118,6 +119,10 @@ impl Engine {
             circle_only: true,
             ..Default::default()
         };
+        // Staged first, so the keys we send carry the pairwise token: the
+        // door token they reach us by changes after every departure.
+        contacts::with_identity(&mut contact, &bundle.identity);
+        self.put_contact(&mut writes, &contact)?;
         let keys = self.circle_keys_for(&mut writes, record, &chain, member, true, rng, now_ms)?;
         self.start_session(bundle, contact, &keys, &mut writes, rng, now_ms)?;
         self.put_state(&mut writes);

@@ -462,11 +462,25 @@ impl Engine {
             self.forget_pair_token_if_unshared(writes, circle, *member)?;
         }
         let chain = load_chain(&record)?;
-        for member in &diff.added {
-            if *member != me {
-                self.reach_member(writes, circle, &chain, *member, rng, now_ms)?;
-            }
+        let mut reach: Vec<MemberId> = diff.added.iter().copied().filter(|m| *m != me).collect();
+        if new.epoch != old.epoch {
+            // A fresh sender key (and our new door token) for everyone who
+            // stays, now rather than at our next post: members who reach us
+            // for the first time need the new door.
+            reach.extend(
+                new.members
+                    .iter()
+                    .map(RosterMember::member_id)
+                    .filter(|m| *m != me && !diff.added.contains(m)),
+            );
         }
+        for member in reach {
+            // Newcomers answer with their key; those who stay send theirs
+            // anyway, as we do.
+            let newcomer = diff.added.contains(&member);
+            self.reach_member(writes, circle, &chain, member, newcomer, rng, now_ms)?;
+        }
+        let record = self.circle_in(writes, circle)?.unwrap_or(record);
         Ok(vec![Event::CircleChanged(self.circle_view(&record)?)])
     }
 
@@ -505,12 +519,14 @@ impl Engine {
     /// Gets our sender key to `member` of `circle`: over our session if we
     /// have one, by opening one if the pairing rule says we start, or not
     /// at all (they will start it).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn reach_member<R: rand::CryptoRng>(
         &mut self,
         writes: &mut WriteSet,
         circle: CircleId,
         chain: &RosterChain,
         member: MemberId,
+        reply_wanted: bool,
         rng: &mut R,
         now_ms: u64,
     ) -> Result<(), Error> {
@@ -518,7 +534,8 @@ impl Engine {
             let record = self
                 .circle_in(writes, circle)?
                 .ok_or(Error::UnknownCircle)?;
-            let keys = self.circle_keys_for(writes, record, chain, member, true, rng, now_ms)?;
+            let keys =
+                self.circle_keys_for(writes, record, chain, member, reply_wanted, rng, now_ms)?;
             return self.queue_bytes(writes, member, &keys, rng, now_ms);
         }
         let roster = chain.head().roster();

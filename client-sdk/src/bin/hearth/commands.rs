@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::args::{Cli, Command, ContactCommand, InitArgs};
 use crate::home::{Home, PASSPHRASE_VAR, UsageError};
 use crate::output::{self, Names};
+use crate::{circle, posts};
 
 /// Runs the command `cli` names.
 pub(crate) async fn run(cli: Cli) -> Result<()> {
@@ -21,11 +22,30 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         Command::Dm { member, text } => dm(&home, &member, &text).await,
         Command::Sync { wait, json } => sync(&home, wait, json).await,
         Command::History { member, json } => history(&home, &member, json).await,
+        Command::Circle(command) => circle::run(&home, command).await,
+        Command::Checkin(args) => posts::checkin(&home, args).await,
+        Command::Say { circle, text } => posts::say_text(&home, &circle, &text).await,
+        Command::Share(args) => posts::share(&home, args).await,
+        Command::Gather(args) => posts::gather(&home, args).await,
+        Command::Rsvp {
+            circle,
+            gathering,
+            answer,
+        } => posts::rsvp(&home, &circle, gathering, answer).await,
+        Command::Goal(command) => posts::goal(&home, command).await,
+        Command::Due { at, json } => posts::due(&home, at.as_deref(), json).await,
+        Command::Support { circle, note } => posts::support(&home, &circle, &note).await,
+        Command::React {
+            circle,
+            message,
+            emoji,
+        } => posts::react(&home, &circle, message, emoji).await,
+        Command::Feed { circle, json } => posts::feed(&home, &circle, json).await,
     }
 }
 
 /// Writes one line to stdout (a closed pipe is an error, not a panic).
-fn say(line: &str) -> Result<()> {
+pub(crate) fn say(line: &str) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{line}")
         .and_then(|()| stdout.flush())
@@ -33,7 +53,7 @@ fn say(line: &str) -> Result<()> {
 }
 
 /// Opens the device in `home`.
-async fn open(home: &Home) -> Result<Client> {
+pub(crate) async fn open(home: &Home) -> Result<Client> {
     if !home.is_set_up() {
         bail!(
             "no device is set up in {} (run: hearth init --relay ADDRESS)",
@@ -192,11 +212,7 @@ fn label(contact: &Contact) -> String {
 }
 
 async fn dm(home: &Home, member: &str, text: &str) -> Result<()> {
-    let text = if text == "-" {
-        read_stdin()?
-    } else {
-        text.to_owned()
-    };
+    let text = text_or_stdin(text)?;
     if text.is_empty() {
         return Err(UsageError("the message is empty".into()).into());
     }
@@ -228,6 +244,15 @@ async fn dm(home: &Home, member: &str, text: &str) -> Result<()> {
             output::failure_text(reason)
         )),
         _ => say(&format!("sent to {to}: {id}")),
+    }
+}
+
+/// `text`, or standard input if it is `-`.
+pub(crate) fn text_or_stdin(text: &str) -> Result<String> {
+    if text == "-" {
+        read_stdin()
+    } else {
+        Ok(text.to_owned())
     }
 }
 
@@ -266,6 +291,9 @@ async fn sync(home: &Home, wait: Duration, as_json: bool) -> Result<()> {
     let client = open(home).await?;
     let contacts = client.contacts().await?;
     let mut names = Names::new(client.member_id(), client.display_name(), &contacts);
+    for circle in client.circles().await? {
+        names.add_circle(&circle);
+    }
     // Our own subscription, so items show as they arrive and none is lost
     // if the sync ends with an error.
     let mut events = client.events();
@@ -295,8 +323,10 @@ async fn sync(home: &Home, wait: Duration, as_json: bool) -> Result<()> {
 
 /// Prints one event of a sync; returns how many items it printed.
 fn show(event: &Event, names: &mut Names, as_json: bool) -> Result<usize> {
-    if let Event::ContactAdded(contact) = event {
-        names.add(contact);
+    match event {
+        Event::ContactAdded(contact) => names.add(contact),
+        Event::CircleChanged(circle) => names.add_circle(circle),
+        _ => {}
     }
     match output::event_line(event, names, as_json) {
         Some(line) => say(&line).map(|()| 1),

@@ -9,9 +9,12 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod circle;
 mod commands;
 mod home;
 mod output;
+mod posts;
+mod when;
 
 use std::process::ExitCode;
 

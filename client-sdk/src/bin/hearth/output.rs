@@ -2,22 +2,27 @@
 //! for people, with control characters from other members escaped so a
 //! message can't rewrite the terminal.
 
+pub(crate) mod circles;
+
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::time::{Duration, UNIX_EPOCH};
 
+use hearth_client::circles::{Circle, CircleId, JoinRefusal};
 use hearth_client::{
     Contact, Content, Direction, Event, FailureReason, MemberId, Message, MessageStatus,
     RejectReason,
 };
 use serde::Serialize;
 
-/// Display names of members, for printing.
+use crate::when;
+
+/// Display names of members and circles, for printing.
 #[derive(Debug)]
 pub(crate) struct Names {
     own: MemberId,
     own_name: String,
     contacts: HashMap<MemberId, String>,
+    circles: HashMap<CircleId, String>,
 }
 
 impl Names {
@@ -30,6 +35,7 @@ impl Names {
                 .iter()
                 .map(|c| (c.member_id, c.display_name.clone()))
                 .collect(),
+            circles: HashMap::new(),
         }
     }
 
@@ -37,6 +43,16 @@ impl Names {
     pub(crate) fn add(&mut self, contact: &Contact) {
         self.contacts
             .insert(contact.member_id, contact.display_name.clone());
+    }
+
+    /// Learns a circle's (new) name.
+    pub(crate) fn add_circle(&mut self, circle: &Circle) {
+        self.circles.insert(circle.id, circle.name.clone());
+    }
+
+    /// The circle's name ("" if unknown).
+    pub(crate) fn circle(&self, circle: CircleId) -> &str {
+        self.circles.get(&circle).map_or("", String::as_str)
     }
 
     /// The member's display name ("" if unknown or unnamed).
@@ -102,6 +118,10 @@ struct EventLine<'a> {
     reason: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     will_retry: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    circle: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    circle_name: Option<&'a str>,
 }
 
 /// A message, as JSON.
@@ -214,6 +234,7 @@ pub(crate) fn event_line(event: &Event, names: &Names, as_json: bool) -> Option<
             to_name: Some(names.name(*to)),
             reason: Some(failure_name(*reason)),
             will_retry: Some(*will_retry),
+            ..EventLine::default()
         }),
         Event::DeliveryFailed {
             to,
@@ -234,6 +255,35 @@ pub(crate) fn event_line(event: &Event, names: &Names, as_json: bool) -> Option<
         Event::Rejected { reason } => format!(
             "refused an incoming message: {}",
             reject_name(*reason).replace('_', " ")
+        ),
+        Event::CircleMessage(message) if as_json => {
+            circles::message_json(message, names.circle(message.circle))
+        }
+        Event::CircleMessage(message) => {
+            let name = names.circle(message.circle);
+            let label = if name.is_empty() {
+                message.circle.to_string()
+            } else {
+                name.to_owned()
+            };
+            circles::message_text(message, Some(&label))
+        }
+        Event::CircleChanged(circle) if as_json => circles::circle_json(circle, "circle_changed"),
+        Event::CircleChanged(circle) => format!("circle changed: {}", circles::circle_text(circle)),
+        Event::CircleJoinRefused { circle, reason } if as_json => json(&EventLine {
+            kind: "circle_join_refused",
+            reason: Some(refusal_name(*reason)),
+            circle: Some(circle.to_string()),
+            circle_name: Some(names.circle(*circle)),
+            ..EventLine::default()
+        }),
+        Event::CircleJoinRefused { circle, reason } => format!(
+            "could not join {}: {}",
+            match names.circle(*circle) {
+                "" => circle.to_string(),
+                name => clean(name),
+            },
+            reason
         ),
         _ => return None,
     };
@@ -294,7 +344,20 @@ fn reject_name(reason: RejectReason) -> &'static str {
         RejectReason::UnknownInvite => "unknown_invite",
         RejectReason::InviteAlreadyUsed => "invite_already_used",
         RejectReason::Unsupported => "unsupported",
+        RejectReason::BadSignature => "bad_signature",
+        RejectReason::Forged => "forged",
         _ => "other",
+    }
+}
+
+/// A join refusal's JSON name.
+fn refusal_name(reason: JoinRefusal) -> &'static str {
+    match reason {
+        JoinRefusal::Expired => "expired",
+        JoinRefusal::AlreadyUsed => "already_used",
+        JoinRefusal::UnknownInvite => "unknown_invite",
+        JoinRefusal::NotAFacilitator => "not_a_facilitator",
+        _ => "refused",
     }
 }
 
@@ -305,12 +368,12 @@ pub(crate) fn json(value: &impl Serialize) -> String {
 
 /// RFC 3339 UTC with milliseconds.
 fn timestamp(ms: u64) -> String {
-    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+    when::utc(ms)
 }
 
 /// RFC 3339 UTC to the second, for people.
 fn short_time(ms: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+    when::utc_seconds(ms)
 }
 
 /// Text from another member, made safe for a terminal: control and
@@ -338,6 +401,7 @@ mod tests {
             own: MemberId::from_bytes([1; 16]),
             own_name: "Dana".into(),
             contacts: HashMap::from([(MemberId::from_bytes([2; 16]), "Sam".to_owned())]),
+            circles: HashMap::new(),
         }
     }
 
