@@ -331,22 +331,7 @@ impl Engine {
         rng: &mut R,
         now_ms: u64,
     ) -> (Invite, WriteSet) {
-        let mut secret = [0u8; SECRET_LEN];
-        let mut send_token = [0u8; SECRET_LEN];
-        rng.fill_bytes(&mut secret);
-        rng.fill_bytes(&mut send_token);
-        let record = InviteRecord {
-            send_token: send_token.to_vec(),
-            created_at_ms: now_ms,
-            used: false,
-            ..Default::default()
-        };
-        let mut writes = self.store.writes();
-        writes.put(
-            Space::Invites,
-            &self.invite_key(&secret),
-            &records::encode(&record),
-        );
+        let (secret, send_token, writes) = self.stage_invite(InviteRecord::default(), rng, now_ms);
         let invite = Invite {
             relay: self.device.relay.clone(),
             mailbox_id: self.device.mailbox_id,
@@ -356,6 +341,29 @@ impl Engine {
             display_name: self.device.display_name.clone(),
         };
         (invite, writes)
+    }
+
+    /// Draws an invite's one-time secret and send token and stages
+    /// `record` (completed with the token and time) under the secret.
+    pub(crate) fn stage_invite<R: rand::CryptoRng>(
+        &self,
+        mut record: InviteRecord,
+        rng: &mut R,
+        now_ms: u64,
+    ) -> ([u8; SECRET_LEN], [u8; SECRET_LEN], WriteSet) {
+        let mut secret = [0u8; SECRET_LEN];
+        let mut send_token = [0u8; SECRET_LEN];
+        rng.fill_bytes(&mut secret);
+        rng.fill_bytes(&mut send_token);
+        record.send_token = send_token.to_vec();
+        record.created_at_ms = now_ms;
+        let mut writes = self.store.writes();
+        writes.put(
+            Space::Invites,
+            &self.invite_key(&secret),
+            &records::encode(&record),
+        );
+        (secret, send_token, writes)
     }
 
     // ---- history ---------------------------------------------------------

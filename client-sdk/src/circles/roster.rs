@@ -378,6 +378,22 @@ impl SignedRoster {
         Ok(Self::assemble(roster, signer, bytes.to_vec()))
     }
 
+    /// Reads a version this device verified before and kept in its
+    /// encrypted store (which authenticates every value): the layout is
+    /// parsed and checked like [`Self::from_bytes`] does, the signature is
+    /// not verified again.
+    pub(super) fn from_stored(bytes: &[u8]) -> Result<Self, RosterError> {
+        if bytes.len() > MAX_SIGNED_LEN {
+            return Err(RosterError::TooLarge {
+                len: bytes.len(),
+                limit: MAX_SIGNED_LEN,
+            });
+        }
+        let (layout, signer, _) = layout::split(bytes)?;
+        let roster = layout::parse(layout, &signer)?;
+        Ok(Self::assemble(roster, signer, bytes.to_vec()))
+    }
+
     fn assemble(roster: Roster, signer: Ed25519PublicKey, bytes: Vec<u8>) -> Self {
         let hash = Sha256::new()
             .chain_update(ROSTER_HASH_LABEL)

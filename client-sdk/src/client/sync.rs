@@ -348,10 +348,7 @@ impl Client {
                 self.circle_answered(item, &failed).await
             }
             Err(error) => {
-                tracing::debug!(%error, "sending failed; will retry");
-                if !is_open(&relay) {
-                    self.shared.connections.forget(&relay).await;
-                }
+                self.send_failed(&relay, &error).await;
                 Ok(CircleSent::HoldRelay)
             }
         }
@@ -531,12 +528,18 @@ impl Client {
                 })
             }
             Err(error) => {
-                tracing::debug!(%error, "sending failed; will retry");
-                if !is_open(&relay) {
-                    self.shared.connections.forget(&relay).await;
-                }
+                self.send_failed(&relay, &error).await;
                 Ok(Sent::HoldRelay)
             }
+        }
+    }
+
+    /// A send failed on the way (not refused by the relay): the entry stays
+    /// queued, and a closed connection is dropped so the next try reconnects.
+    async fn send_failed(&self, relay: &Arc<RelayClient>, error: &ClientError) {
+        tracing::debug!(%error, "sending failed; will retry");
+        if !is_open(relay) {
+            self.shared.connections.forget(relay).await;
         }
     }
 

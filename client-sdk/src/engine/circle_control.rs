@@ -11,7 +11,7 @@ use super::circle_messages::verifying;
 use super::circles::{check_card, circle_from, load_chain, member_from, store_refusal};
 use super::receive::Refusal;
 use crate::circles::roster::{
-    self, Added, PublicIdentityKeys, RosterChain, RosterMember, SignedRoster,
+    self, Added, PublicIdentityKeys, Roster, RosterChain, RosterMember, SignedRoster,
 };
 use crate::circles::{JoinRefusal, Role};
 use crate::contacts;
@@ -144,14 +144,14 @@ impl Engine {
         chain
             .add(signed.clone())
             .map_err(|_| RejectReason::Malformed)?;
-        record.cards.retain(|c| c.member_id != sender.as_bytes());
-        record.cards.push(card.clone());
+        set_card(&mut record.cards, card.clone());
         self.put_circle(writes, &record);
         let me = self.device.member_id;
+        let signed_bytes = signed.to_bytes();
         for member in old.members.iter().map(RosterMember::member_id) {
             if member != me {
                 let kind = pb::content::Kind::CircleRosterUpdate(pb::CircleRosterUpdate {
-                    roster: signed.to_bytes(),
+                    roster: signed_bytes.clone(),
                     cards: vec![card.clone()],
                 });
                 self.queue_control(writes, member, kind, rng, now_ms)
@@ -159,7 +159,7 @@ impl Engine {
             }
         }
         let welcome = pb::content::Kind::CircleWelcome(pb::CircleWelcome {
-            roster: signed.to_bytes(),
+            roster: signed_bytes,
             cards: record.cards.clone(),
             parent_circle_id: Vec::new(),
         });
@@ -218,19 +218,9 @@ impl Engine {
                 }
             }
         };
-        for card in &welcome.cards {
-            if let Some(member) = member_from(&card.member_id)
-                && member != me
-                && roster.member(member).is_some()
-                && check_card(card, member).is_ok()
-            {
-                record.cards.retain(|c| c.member_id != card.member_id);
-                record.cards.push(card.clone());
-            }
-        }
+        self.take_cards(&mut record, roster, &welcome.cards);
         let mine = self.my_card(&record.door_token);
-        record.cards.retain(|c| c.member_id != me.as_bytes());
-        record.cards.push(mine);
+        set_card(&mut record.cards, mine);
         record.state = StoredCircleState::Active as i32;
         record.invite_name.clear();
         let chain = RosterChain::new(signed.clone());
@@ -291,17 +281,7 @@ impl Engine {
                 return Err(RejectReason::Forged.into());
             }
         }
-        let head = chain.head().roster();
-        for card in &update.cards {
-            if let Some(member) = member_from(&card.member_id)
-                && head.member(member).is_some()
-                && member != self.device.member_id
-                && check_card(card, member).is_ok()
-            {
-                record.cards.retain(|c| c.member_id != card.member_id);
-                record.cards.push(card.clone());
-            }
-        }
+        self.take_cards(&mut record, chain.head().roster(), &update.cards);
         self.adopt_chain(writes, record, chain, &old, rng, now_ms)
             .map_err(store_refusal)
     }
@@ -359,8 +339,7 @@ impl Engine {
         if let Some(card) = &keys.card
             && check_card(card, sender).is_ok()
         {
-            record.cards.retain(|c| c.member_id != card.member_id);
-            record.cards.push(card.clone());
+            set_card(&mut record.cards, card.clone());
         }
         // Their pairwise token replaces the door token we used so far.
         if let Some(mut contact) = self.contact_in(writes, sender)?
@@ -458,4 +437,23 @@ impl Engine {
             ..Default::default()
         })
     }
+
+    /// Keeps the valid `cards` of the other members `roster` names.
+    fn take_cards(&self, record: &mut CircleRecord, roster: &Roster, cards: &[pb::MemberCard]) {
+        for card in cards {
+            if let Some(member) = member_from(&card.member_id)
+                && member != self.device.member_id
+                && roster.member(member).is_some()
+                && check_card(card, member).is_ok()
+            {
+                set_card(&mut record.cards, card.clone());
+            }
+        }
+    }
+}
+
+/// Makes `card` the way to reach its member, replacing an older one.
+fn set_card(cards: &mut Vec<pb::MemberCard>, card: pb::MemberCard) {
+    cards.retain(|c| c.member_id != card.member_id);
+    cards.push(card);
 }

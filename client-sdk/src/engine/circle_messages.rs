@@ -30,7 +30,7 @@ use crate::content::{self, Content, Kind};
 use crate::error::Error;
 use crate::events::{Event, RejectReason};
 use crate::ids::{MemberId, MessageId};
-use crate::messages::Direction;
+use crate::messages::Message;
 use crate::records::{
     self, CircleRecord, MessageRecord, OutboxRecipient, OutboxRecord, ReadersRecord,
     SenderKeysRecord, StoredStatus,
@@ -497,36 +497,19 @@ fn feed_message(
     names: &BTreeMap<MemberId, String>,
     facilitating: bool,
 ) -> Result<CircleMessage, StoreError> {
-    let corrupt = || StoreError::Corrupt("message");
-    let id: [u8; 16] = record
-        .message_id
-        .as_slice()
-        .try_into()
-        .map_err(|_| corrupt())?;
-    let sender: [u8; 16] = record
-        .member_id
-        .as_slice()
-        .try_into()
-        .map_err(|_| corrupt())?;
-    let sender = MemberId::from_bytes(sender);
-    let content = match content::decode(&record.content).map(|e| e.kind) {
-        Ok(Kind::Shown(content)) => content,
-        _ => Content::Unsupported,
-    };
-    let urgent = facilitating && matches!(content, Content::SupportRequest { .. });
+    // The same record as a 1:1 history entry: one place reads ids,
+    // direction and content.
+    let message = Message::try_from(record)?;
+    let urgent = facilitating && matches!(message.content, Content::SupportRequest { .. });
     Ok(CircleMessage {
-        id: MessageId::from_bytes(id),
+        id: message.id,
         circle,
-        sender,
-        sender_name: names.get(&sender).cloned().unwrap_or_default(),
-        direction: if record.outgoing {
-            Direction::Outgoing
-        } else {
-            Direction::Incoming
-        },
-        sent_at_ms: record.sent_at_ms,
-        stored_at_ms: record.stored_at_ms,
-        content,
+        sender: message.member,
+        sender_name: names.get(&message.member).cloned().unwrap_or_default(),
+        direction: message.direction,
+        sent_at_ms: message.sent_at_ms,
+        stored_at_ms: message.stored_at_ms,
+        content: message.content,
         urgent,
     })
 }

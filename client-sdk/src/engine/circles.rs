@@ -32,7 +32,7 @@ use crate::events::{Event, RejectReason};
 use crate::ids::{MemberId, MessageId};
 use crate::invite::{CircleInvite, SECRET_LEN};
 use crate::records::{
-    self, CircleRecord, ContactRecord, InviteRecord, StoredCircleState, TaskKind, TaskRecord,
+    CircleRecord, ContactRecord, InviteRecord, StoredCircleState, TaskKind, TaskRecord,
 };
 use crate::store::{Space, StoreError, WriteSet};
 
@@ -162,23 +162,12 @@ impl Engine {
         if !roster.is_facilitator(self.device.member_id) {
             return Err(Error::NotAFacilitator);
         }
-        let mut secret = [0u8; SECRET_LEN];
-        let mut send_token = [0u8; SECRET_LEN];
-        rng.fill_bytes(&mut secret);
-        rng.fill_bytes(&mut send_token);
         let record = InviteRecord {
-            send_token: send_token.to_vec(),
-            created_at_ms: now_ms,
-            used: false,
             circle_id: circle.as_bytes().to_vec(),
             expires_at_ms,
+            ..Default::default()
         };
-        let mut writes = self.store.writes();
-        writes.put(
-            Space::Invites,
-            &self.invite_key(&secret),
-            &records::encode(&record),
-        );
+        let (secret, send_token, writes) = self.stage_invite(record, rng, now_ms);
         let invite = CircleInvite {
             relay: self.device.relay.clone(),
             mailbox_id: self.device.mailbox_id,
@@ -642,7 +631,7 @@ pub(crate) fn circle_id_of(record: &CircleRecord) -> CircleId {
 
 /// The roster chain of a stored record.
 pub(crate) fn load_chain(record: &CircleRecord) -> Result<RosterChain, StoreError> {
-    RosterChain::from_bytes(&record.chain).map_err(|_| StoreError::Corrupt("circle roster"))
+    RosterChain::from_stored_bytes(&record.chain).map_err(|_| StoreError::Corrupt("circle roster"))
 }
 
 pub(super) fn member_from(bytes: &[u8]) -> Option<MemberId> {

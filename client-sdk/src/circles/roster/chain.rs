@@ -169,6 +169,22 @@ impl RosterChain {
     /// Reads [`RosterChain::to_bytes`], checking the size first and every
     /// signature and chain rule again. Never panics.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, RosterError> {
+        Self::decode(bytes, SignedRoster::from_bytes)
+    }
+
+    /// Reads a chain this device wrote to its encrypted store, whose
+    /// authenticated encryption already guarantees the bytes are the ones
+    /// it wrote: every layout and chain rule is checked as in
+    /// [`Self::from_bytes`], but signatures it verified when the versions
+    /// arrived are not verified again on every load.
+    pub fn from_stored_bytes(bytes: &[u8]) -> Result<Self, RosterError> {
+        Self::decode(bytes, SignedRoster::from_stored)
+    }
+
+    fn decode(
+        bytes: &[u8],
+        read_version: fn(&[u8]) -> Result<SignedRoster, RosterError>,
+    ) -> Result<Self, RosterError> {
         if bytes.len() > MAX_CHAIN_LEN {
             return Err(RosterError::TooLarge {
                 len: bytes.len(),
@@ -187,7 +203,7 @@ impl RosterChain {
         for _ in 0..count {
             let len = u32::from_be_bytes(take_array(&mut rest)?);
             let len = usize::try_from(len).map_err(|_| RosterError::Truncated)?;
-            let version = SignedRoster::from_bytes(take(&mut rest, len)?)?;
+            let version = read_version(take(&mut rest, len)?)?;
             chain = Some(match chain {
                 None => Self::new(version),
                 Some(mut chain) => {

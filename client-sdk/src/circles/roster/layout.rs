@@ -112,6 +112,17 @@ pub(super) fn validate(roster: &Roster) -> Result<(), RosterError> {
 /// before the signature is checked. The key's type byte is covered by the
 /// signature and checked by [`parse`].
 pub(super) fn verify(bytes: &[u8]) -> Result<(&[u8], Ed25519PublicKey), RosterError> {
+    let (layout, signer, signature) = split(bytes)?;
+    signer
+        .verify_strict(layout, &signature)
+        .map_err(|_| RosterError::BadSignature)?;
+    Ok((layout, signer))
+}
+
+/// Splits a signed version into its layout, the signer key found at its
+/// fixed place at the end of the layout, and the signature; checks nothing
+/// else.
+pub(super) fn split(bytes: &[u8]) -> Result<(&[u8], Ed25519PublicKey, Signature), RosterError> {
     let layout_len = bytes
         .len()
         .checked_sub(SIGNATURE_LEN)
@@ -121,10 +132,7 @@ pub(super) fn verify(bytes: &[u8]) -> Result<(&[u8], Ed25519PublicKey), RosterEr
     let key_start = layout_len - ENCODED_KEY_LEN + 1;
     let signer = Ed25519PublicKey::from_bytes(array(layout.get(key_start..))?);
     let signature = Signature::from_bytes(array(Some(signature))?);
-    signer
-        .verify_strict(layout, &signature)
-        .map_err(|_| RosterError::BadSignature)?;
-    Ok((layout, signer))
+    Ok((layout, signer, signature))
 }
 
 /// Parses a layout whose signature [`verify`] checked, and [`validate`]s

@@ -474,6 +474,34 @@ fn a_stored_chain_round_trips() {
     assert_eq!(back, chain);
     assert_eq!(back.to_bytes(), bytes);
     assert_eq!(back.head_roster().version, 4);
+    let stored = RosterChain::from_stored_bytes(&bytes).unwrap();
+    assert_eq!(stored, chain);
+    assert_eq!(stored.to_bytes(), bytes);
+}
+
+#[test]
+fn a_chain_from_the_store_skips_signatures_but_not_the_layout_or_links() {
+    let bytes = eventful_chain().to_bytes();
+    // A flipped byte in the last version's signature: the store's own
+    // encryption vouches for it, so the trusted read accepts it, the
+    // checking read does not. Walk `format ‖ count ‖ (u32 len ‖ version)*`
+    // to the end of the last version.
+    let mut end = 2;
+    for _ in 0..bytes[1] {
+        let len = u32::from_be_bytes(bytes[end..end + 4].try_into().unwrap()) as usize;
+        end += 4 + len;
+    }
+    let mut flipped = bytes.clone();
+    flipped[end - 1] ^= 1;
+    assert!(RosterChain::from_bytes(&flipped).is_err());
+    assert!(RosterChain::from_stored_bytes(&flipped).is_ok());
+    // Truncation and broken structure are refused either way.
+    for len in 0..bytes.len() {
+        assert!(
+            RosterChain::from_stored_bytes(&bytes[..len]).is_err(),
+            "prefix {len}"
+        );
+    }
 }
 
 #[test]
