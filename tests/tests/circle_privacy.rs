@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use hearth_client::{CircleId, Invite, MemberId};
-use hearth_tests::RelayProcess;
+use hearth_tests::{RelayProcess, stored_counts};
 use hearth_tests::attacker::{Needles, StoredEnvelope, send_raw, waiting_envelopes};
 use hearth_tests::cli::{field, kind, last_line};
 use hearth_tests::member::{Member, form_circle, settle};
@@ -108,6 +108,13 @@ async fn a_removed_member_reads_nothing_new_and_a_newcomer_nothing_old() {
     );
     let for_ben = waiting_envelopes(dir.path(), ben_box.mailbox_id);
     assert!(!for_ben.is_empty(), "the post waits for Ben");
+    // One multi-recipient send: the relay holds one envelope for each of
+    // Fran and Ben and a single body for both.
+    assert_eq!(
+        stored_counts(dir.path()),
+        (1, 2),
+        "(bodies, envelopes) on the relay"
+    );
     relay.restart().await;
     hand_over(&relay, &for_ben, &eli, &eli_box).await;
     assert!(!eli.ok(&["feed", &circle, "--json"]).await.contains(secret));
