@@ -7,10 +7,10 @@
 use std::collections::BTreeSet;
 
 use hearth_client::{CircleId, Invite, MemberId};
-use hearth_tests::{RelayProcess, stored_counts};
 use hearth_tests::attacker::{Needles, StoredEnvelope, send_raw, waiting_envelopes};
 use hearth_tests::cli::{field, kind, last_line};
 use hearth_tests::member::{Member, form_circle, settle};
+use hearth_tests::{RelayProcess, stored_counts};
 use serde_json::Value;
 
 /// Hands `envelopes`, taken from someone else's mailbox on the relay's disk,
