@@ -52,23 +52,37 @@
 //!
 //! Two facilitators may each sign a child of the same version before seeing
 //! the other's. The versions then form a tree rooted at the chain's trusted
-//! base (the genesis we made, or the version a facilitator welcomed us
-//! with). The current version, the **head**, is found by starting at the
-//! base and repeatedly stepping to the known valid child with the
-//! **smallest hash** (compared bytewise); the last version reached is the
-//! head. The rule depends only on which versions are known, never on the
-//! order they arrived in, so every member that received the same versions
-//! agrees on the head.
+//! base (the genesis we made, or the oldest version a facilitator welcomed
+//! us with). The current version, the **head**, is found by starting at the
+//! base and, at every fork, following the branch [`fork`] picks. The
+//! choice depends only on which versions are known, never on the order
+//! they arrived in, so every member that holds the same versions agrees on
+//! the head. What it guarantees (DESIGN.md §5):
 //!
-//! A chain keeps the winning path's last 64 versions. A child that loses at
-//! a fork can never win later (a fork's winner only changes to a smaller
-//! hash), so for losing versions the chain keeps only their hashes (the
-//! last 256), to recognise them and their descendants
-//! ([`RosterError::Abandoned`]). A version too old to attach to the kept
-//! path is [`RosterError::Stale`]; only a fork more than 64 versions deep
-//! that arrives late could make two members disagree.
+//! - **No rollback of lost authority.** A branch that removes someone, or
+//!   demotes a facilitator, beats every branch they signed with the
+//!   membership or role they lost there. Someone demoted or removed gains
+//!   nothing by signing children of older versions, however many.
+//! - **Mutual conflicts** (two facilitators removing or demoting each other
+//!   at once) go to the branch with the **most senior signer**: the
+//!   facilitator added in the earlier version (the circle's creator first).
+//! - **Removals win** over concurrent changes that remove nobody; a
+//!   facilitator's change over a member's own leave; then the senior signer;
+//!   then a hash of the fork point and the signer's key. No field a signer
+//!   fills in (rules text, a signature) steers the choice.
+//! - **Nothing is lost for good.** A facilitator whose change lost a fork
+//!   makes it again on the new head (the engine does this on its own), and
+//!   until then every member treats a removal that lost as still pending
+//!   ([`RosterChain::pending_removals`]): no new key goes to that person.
+//!
+//! A chain keeps the winning path's last 64 versions and up to 32 versions
+//! off it (branches that lose now but could still win when more versions
+//! arrive). Versions it lets go are remembered by hash (the last 256), to
+//! recognise them and their descendants ([`RosterError::Abandoned`]). A
+//! version too old to attach to what is kept is [`RosterError::Stale`].
 
 mod chain;
+mod fork;
 mod layout;
 
 #[cfg(test)]
@@ -84,6 +98,7 @@ use hearth_protocol::keys::{
 use sha2::{Digest as _, Sha256};
 
 pub use chain::{Added, RosterChain};
+pub use fork::{FORK_TIE_LABEL, SENIORITY_LABEL};
 
 use super::{CircleId, Role};
 use crate::ids::MemberId;

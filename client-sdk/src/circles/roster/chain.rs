@@ -1,9 +1,11 @@
 //! The versions of one circle's roster a member knows, and the head the
-//! fork-choice rule picks (see the module docs of [`roster`](super)).
+//! fork choice picks (see the module docs of [`roster`](super) and
+//! [`fork`](super::fork)).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 
+use super::fork::{self, Branch};
 use super::{HashPrefix, MAX_SIGNED_LEN, Roster, RosterError, RosterMember, SignedRoster};
 use crate::circles::Role;
 use crate::ids::MemberId;
@@ -11,156 +13,337 @@ use crate::ids::MemberId;
 /// Most versions kept on the winning path (the base included).
 pub(super) const MAX_PATH: usize = 64;
 
-/// Most hashes of losing versions remembered.
-pub(super) const MAX_ABANDONED: usize = 256;
+/// Most versions kept off the winning path (branches that lose a fork for
+/// now, and may still win when more versions arrive).
+pub(super) const MAX_SIDE: usize = 32;
+
+/// Most hashes of let-go versions remembered.
+pub(super) const MAX_FORGOTTEN: usize = 256;
 
 /// First byte of [`RosterChain::to_bytes`].
-const CHAIN_FORMAT: u8 = 1;
+const CHAIN_FORMAT: u8 = 2;
 
-/// Largest [`RosterChain::to_bytes`]: format, path count, each version with
-/// a `u32` length, the count of abandoned hashes and the hashes.
+/// The format before side branches were kept: the path, then the hashes of
+/// losing versions. Still read.
+const CHAIN_FORMAT_PATH_ONLY: u8 = 1;
+
+/// Largest [`RosterChain::to_bytes`]: format, version count, each version
+/// with a `u32` length, the count of forgotten hashes and the hashes.
 pub(super) const MAX_CHAIN_LEN: usize =
-    1 + 1 + MAX_PATH * (4 + MAX_SIGNED_LEN) + 2 + MAX_ABANDONED * 32;
+    1 + 2 + (MAX_PATH + MAX_SIDE) * (4 + MAX_SIGNED_LEN) + 2 + MAX_FORGOTTEN * 32;
 
 /// What [`RosterChain::add`] did with a valid version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Added {
-    /// The chain already had it (or had it and let it go as a loser).
+    /// The chain already had it (or had it and let it go).
     Duplicate,
-    /// Valid, but it lost the fork choice: the head did not change.
+    /// Valid and kept, but the head did not change.
     Stored,
-    /// It is the new head (a child of the old head, or the winner of a fork
-    /// on the path to it).
+    /// The head changed: the version is the new head, or it made another
+    /// branch win.
     NewHead,
 }
 
-/// The roster versions of one circle a member knows: the winning path from
-/// a trusted base to the head, chosen by the fork-choice rule.
+/// The roster versions of one circle a member knows: a tree rooted at a
+/// trusted base, and the head the fork choice picks in it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RosterChain {
-    /// The winning path before the head, base first.
-    path: Vec<SignedRoster>,
-    head: SignedRoster,
-    /// Hashes of versions that lost a fork or descend from one, oldest
+    /// The oldest version kept, trusted as it is.
+    base: SignedRoster,
+    /// Every other version kept, by hash.
+    versions: BTreeMap<[u8; 32], SignedRoster>,
+    /// The winning path after the base, head last (derived from the tree).
+    path: Vec<[u8; 32]>,
+    /// Hashes of versions let go (too old, or over the side limit), oldest
     /// first.
-    abandoned: VecDeque<[u8; 32]>,
+    forgotten: VecDeque<[u8; 32]>,
 }
 
 impl RosterChain {
     /// A chain that trusts `base` as it is: the genesis this device made,
-    /// or the version a facilitator welcomed it with.
+    /// or the oldest version a facilitator welcomed it with.
     pub fn new(base: SignedRoster) -> Self {
         Self {
+            base,
+            versions: BTreeMap::new(),
             path: Vec::new(),
-            head: base,
-            abandoned: VecDeque::new(),
+            forgotten: VecDeque::new(),
         }
+    }
+
+    /// A chain from a run of linked versions, oldest first (as a welcome
+    /// carries them): the first is trusted, each later one must be a valid
+    /// child of the one before.
+    pub fn from_run(run: Vec<SignedRoster>) -> Result<Self, RosterError> {
+        let mut run = run.into_iter();
+        let mut chain = Self::new(run.next().ok_or(RosterError::Truncated)?);
+        for version in run {
+            chain.extend(version)?;
+        }
+        Ok(chain)
     }
 
     /// The current version.
     pub fn head(&self) -> &SignedRoster {
-        &self.head
+        self.path
+            .last()
+            .and_then(|hash| self.versions.get(hash))
+            .unwrap_or(&self.base)
     }
 
     /// The current version's content.
     pub fn head_roster(&self) -> &Roster {
-        self.head.roster()
+        self.head().roster()
     }
 
-    /// Whether the version with this hash is on the kept winning path.
+    /// Whether the version with this hash is on the winning path.
     pub fn contains(&self, hash: &[u8; 32]) -> bool {
-        self.versions().any(|v| v.hash() == *hash)
+        self.base.hash() == *hash || self.path.contains(hash)
+    }
+
+    /// The winning path, base first, head last.
+    pub fn path(&self) -> impl DoubleEndedIterator<Item = &SignedRoster> {
+        [&self.base]
+            .into_iter()
+            .chain(self.path.iter().filter_map(|hash| self.versions.get(hash)))
+    }
+
+    /// The versions kept off the winning path.
+    pub fn side_versions(&self) -> impl Iterator<Item = &SignedRoster> {
+        self.versions
+            .values()
+            .filter(|v| !self.path.contains(&v.hash()))
+    }
+
+    /// A kept version by hash.
+    pub fn get(&self, hash: &[u8; 32]) -> Option<&SignedRoster> {
+        if self.base.hash() == *hash {
+            return Some(&self.base);
+        }
+        self.versions.get(hash)
+    }
+
+    /// Members the head still lists whose removal a facilitator of the head
+    /// signed on a branch that lost the fork, and has not signed anything
+    /// on the winning path since: that facilitator's device makes the
+    /// removal again on the head (see the engine), and until it does, this
+    /// device hands them no new keys. A member's own losing leave counts
+    /// the same way.
+    pub fn pending_removals(&self) -> BTreeSet<MemberId> {
+        let head = self.head_roster();
+        let mut pending = BTreeSet::new();
+        for version in self.side_versions() {
+            let Some(parent) = self.get(&version.roster().parent) else {
+                continue;
+            };
+            let signer = version.signer();
+            let resolved = self
+                .path()
+                .any(|v| v.signer() == signer && v.roster().version > version.roster().version);
+            let removed = fork::removed_yet_present(parent.roster(), version.roster(), head);
+            let own_leave = removed == [signer];
+            if resolved || !(head.is_facilitator(signer) || own_leave) {
+                continue;
+            }
+            pending.extend(removed);
+        }
+        pending
     }
 
     /// Adds a version received from a member, if every rule of the
-    /// [module docs](super) holds, and moves the head by the fork-choice
-    /// rule.
+    /// [module docs](super) holds, and moves the head by the fork choice.
     ///
     /// [`RosterError::UnknownParent`] means "try again once more versions
     /// arrived"; every other error means the version can be dropped.
     pub fn add(&mut self, version: SignedRoster) -> Result<Added, RosterError> {
         let roster = version.roster();
-        if roster.circle_id != self.head.roster().circle_id {
+        if roster.circle_id != self.base.roster().circle_id {
             return Err(RosterError::WrongCircle);
         }
         let hash = version.hash();
-        if self.contains(&hash) || self.abandoned.contains(&hash) {
+        if self.get(&hash).is_some() || self.forgotten.contains(&hash) {
             return Ok(Added::Duplicate);
         }
-        if self.abandoned.contains(&roster.parent) {
-            self.abandon(hash);
+        if self.forgotten.contains(&roster.parent) {
+            self.forget(hash);
             return Err(RosterError::Abandoned);
         }
-        let Some(index) = self.versions().position(|v| v.hash() == roster.parent) else {
-            let base = self
-                .versions()
-                .next()
-                .unwrap_or(&self.head)
-                .roster()
-                .version;
-            return Err(if roster.version <= base.saturating_add(1) {
-                RosterError::Stale
-            } else {
-                RosterError::UnknownParent
-            });
+        let Some(parent) = self.get(&roster.parent) else {
+            return Err(
+                if roster.version <= self.base.roster().version.saturating_add(1) {
+                    RosterError::Stale
+                } else {
+                    RosterError::UnknownParent
+                },
+            );
         };
-        let parent = self.path.get(index).unwrap_or(&self.head);
         check_child(parent, &version)?;
-        Ok(self.attach(index, version))
-    }
-
-    /// Puts a valid child of the path's `index`-th version where the fork
-    /// choice says.
-    fn attach(&mut self, index: usize, version: SignedRoster) -> Added {
-        let hash = version.hash();
-        let rival = self.path.get(index + 1).unwrap_or(&self.head).hash();
-        if index == self.path.len() {
-            let old_head = std::mem::replace(&mut self.head, version);
-            self.path.push(old_head);
-            let excess = self.path.len().saturating_sub(MAX_PATH - 1);
-            self.path.drain(..excess);
-            Added::NewHead
-        } else if hash < rival {
-            let losers: Vec<_> = self.path.drain(index + 1..).collect();
-            let old_head = std::mem::replace(&mut self.head, version);
-            for loser in losers.iter().chain([&old_head]) {
-                self.abandon(loser.hash());
-            }
-            Added::NewHead
+        let old_head = self.head().hash();
+        self.versions.insert(hash, version);
+        self.choose_path();
+        self.prune();
+        if self.head().hash() == old_head {
+            Ok(Added::Stored)
         } else {
-            self.abandon(hash);
-            Added::Stored
+            Ok(Added::NewHead)
         }
     }
 
-    fn abandon(&mut self, hash: [u8; 32]) {
-        if self.abandoned.len() >= MAX_ABANDONED {
-            self.abandoned.pop_front();
+    /// Keeps a version read from the store, whose parent is already kept,
+    /// after checking it as [`Self::add`] does; the path is chosen once
+    /// everything is read.
+    fn restore(&mut self, version: SignedRoster) -> Result<(), RosterError> {
+        let hash = version.hash();
+        let roster = version.roster();
+        if roster.circle_id != self.base.roster().circle_id {
+            return Err(RosterError::WrongCircle);
         }
-        self.abandoned.push_back(hash);
+        let parent = self
+            .get(&roster.parent)
+            .ok_or(RosterError::Malformed("stored chain links"))?;
+        if self.get(&hash).is_some() {
+            return Err(RosterError::Malformed("stored chain links"));
+        }
+        check_child(parent, &version)?;
+        self.versions.insert(hash, version);
+        Ok(())
     }
 
-    /// The kept winning path, base first, head last.
-    fn versions(&self) -> impl Iterator<Item = &SignedRoster> {
-        self.path.iter().chain([&self.head])
+    /// Recomputes the winning path from the base.
+    fn choose_path(&mut self) {
+        let mut children: BTreeMap<[u8; 32], Vec<&SignedRoster>> = BTreeMap::new();
+        for version in self.versions.values() {
+            children
+                .entry(version.roster().parent)
+                .or_default()
+                .push(version);
+        }
+        let mut memo = BTreeMap::new();
+        let path = self.branch_from(&self.base, &children, &mut memo);
+        self.path = path;
     }
 
-    /// Stored layout (for the encrypted store): `format (1) ‖ path count
-    /// (u8) ‖ each version: u32 len ‖ signed version ‖ abandoned count
-    /// (u16) ‖ abandoned hashes (32 each)`.
+    /// The path the fork choice follows below `node` (its children's
+    /// winner, and so on), memoised by hash.
+    fn branch_from<'a>(
+        &'a self,
+        node: &'a SignedRoster,
+        children: &BTreeMap<[u8; 32], Vec<&'a SignedRoster>>,
+        memo: &mut BTreeMap<[u8; 32], Vec<[u8; 32]>>,
+    ) -> Vec<[u8; 32]> {
+        if let Some(path) = memo.get(&node.hash()) {
+            return path.clone();
+        }
+        let kids = children.get(&node.hash()).cloned().unwrap_or_default();
+        if let [only] = kids[..] {
+            // No fork here: nothing to choose.
+            let mut path = vec![only.hash()];
+            path.extend(self.branch_from(only, children, memo));
+            memo.insert(node.hash(), path.clone());
+            return path;
+        }
+        let mut candidates: Vec<Vec<[u8; 32]>> = Vec::with_capacity(kids.len());
+        for kid in &kids {
+            let mut path = vec![kid.hash()];
+            path.extend(self.branch_from(kid, children, memo));
+            candidates.push(path);
+        }
+        let branches: Vec<Branch<'_>> = candidates
+            .iter()
+            .filter_map(|path| {
+                let pairs: Vec<(&SignedRoster, &SignedRoster)> = path
+                    .iter()
+                    .filter_map(|hash| self.versions.get(hash))
+                    .filter_map(|v| Some((v, self.get(&v.roster().parent)?)))
+                    .collect();
+                Branch::new(&pairs)
+            })
+            .collect();
+        let chosen = fork::choose(node, &branches)
+            .and_then(|index| candidates.get(index).cloned())
+            .unwrap_or_default();
+        memo.insert(node.hash(), chosen.clone());
+        chosen
+    }
+
+    /// Keeps the tree within its limits: the base moves up the path when
+    /// the path grows past [`MAX_PATH`] (dropping what forks below it), and
+    /// the oldest side versions go when more than [`MAX_SIDE`] are kept.
+    fn prune(&mut self) {
+        while self.path.len() + 1 > MAX_PATH {
+            let new_base_hash = self.path.remove(0);
+            let Some(new_base) = self.versions.remove(&new_base_hash) else {
+                break;
+            };
+            self.base = new_base;
+            self.drop_unreachable();
+        }
+        loop {
+            let side: Vec<([u8; 32], u64)> = self
+                .side_versions()
+                .map(|v| (v.hash(), v.roster().version))
+                .collect();
+            if side.len() <= MAX_SIDE {
+                break;
+            }
+            // The oldest fork goes first; its descendants follow it.
+            let Some((oldest, _)) = side.iter().min_by_key(|(hash, version)| (*version, *hash))
+            else {
+                break;
+            };
+            self.versions.remove(oldest);
+            self.forget(*oldest);
+            self.drop_unreachable();
+        }
+    }
+
+    /// Drops the kept versions that no longer descend from the base.
+    fn drop_unreachable(&mut self) {
+        let mut reachable: BTreeSet<[u8; 32]> = BTreeSet::from([self.base.hash()]);
+        let mut ordered: Vec<(u64, [u8; 32], [u8; 32])> = self
+            .versions
+            .values()
+            .map(|v| (v.roster().version, v.hash(), v.roster().parent))
+            .collect();
+        ordered.sort();
+        for (_, hash, parent) in ordered {
+            if reachable.contains(&parent) {
+                reachable.insert(hash);
+            } else {
+                self.versions.remove(&hash);
+                self.forget(hash);
+            }
+        }
+    }
+
+    fn forget(&mut self, hash: [u8; 32]) {
+        if self.forgotten.contains(&hash) {
+            return;
+        }
+        if self.forgotten.len() >= MAX_FORGOTTEN {
+            self.forgotten.pop_front();
+        }
+        self.forgotten.push_back(hash);
+    }
+
+    /// Stored layout (for the encrypted store): `format (2) ‖ version
+    /// count (u16) ‖ each version, base first and every parent before its
+    /// children: u32 len ‖ signed version ‖ forgotten count (u16) ‖
+    /// forgotten hashes (32 each)`.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = vec![
-            CHAIN_FORMAT,
-            u8::try_from(self.path.len() + 1).unwrap_or(u8::MAX),
-        ];
-        for version in self.versions() {
+        let mut out = vec![CHAIN_FORMAT];
+        let count = u16::try_from(self.versions.len() + 1).unwrap_or(u16::MAX);
+        out.extend_from_slice(&count.to_be_bytes());
+        let mut rest: Vec<&SignedRoster> = self.versions.values().collect();
+        rest.sort_by_key(|v| (v.roster().version, v.hash()));
+        for version in [&self.base].into_iter().chain(rest) {
             let len = u32::try_from(version.bytes.len()).unwrap_or(u32::MAX);
             out.extend_from_slice(&len.to_be_bytes());
             out.extend_from_slice(&version.bytes);
         }
-        let count = u16::try_from(self.abandoned.len()).unwrap_or(u16::MAX);
+        let count = u16::try_from(self.forgotten.len()).unwrap_or(u16::MAX);
         out.extend_from_slice(&count.to_be_bytes());
-        for hash in &self.abandoned {
+        for hash in &self.forgotten {
             out.extend_from_slice(hash);
         }
         out
@@ -191,12 +374,16 @@ impl RosterChain {
                 limit: MAX_CHAIN_LEN,
             });
         }
-        let (&format, rest) = bytes.split_first().ok_or(RosterError::Truncated)?;
-        if format != CHAIN_FORMAT {
-            return Err(RosterError::Malformed("stored chain format"));
-        }
-        let (&count, mut rest) = rest.split_first().ok_or(RosterError::Truncated)?;
-        if count == 0 || usize::from(count) > MAX_PATH {
+        let (&format, mut rest) = bytes.split_first().ok_or(RosterError::Truncated)?;
+        let (count, max) = match format {
+            CHAIN_FORMAT => (
+                usize::from(u16::from_be_bytes(take_array(&mut rest)?)),
+                MAX_PATH + MAX_SIDE,
+            ),
+            CHAIN_FORMAT_PATH_ONLY => (usize::from(take_array::<1>(&mut rest)?[0]), MAX_PATH),
+            _ => return Err(RosterError::Malformed("stored chain format")),
+        };
+        if count == 0 || count > max {
             return Err(RosterError::Malformed("stored chain length"));
         }
         let mut chain: Option<Self> = None;
@@ -207,18 +394,23 @@ impl RosterChain {
             chain = Some(match chain {
                 None => Self::new(version),
                 Some(mut chain) => {
-                    chain.extend(version)?;
+                    if format == CHAIN_FORMAT_PATH_ONLY {
+                        chain.extend(version)?;
+                    } else {
+                        chain.restore(version)?;
+                    }
                     chain
                 }
             });
         }
         let mut chain = chain.ok_or(RosterError::Malformed("stored chain length"))?;
-        let abandoned = u16::from_be_bytes(take_array(&mut rest)?);
-        if usize::from(abandoned) > MAX_ABANDONED {
-            return Err(RosterError::Malformed("stored chain abandoned count"));
+        chain.choose_path();
+        let forgotten = u16::from_be_bytes(take_array(&mut rest)?);
+        if usize::from(forgotten) > MAX_FORGOTTEN {
+            return Err(RosterError::Malformed("stored chain forgotten count"));
         }
-        for _ in 0..abandoned {
-            chain.abandoned.push_back(take_array(&mut rest)?);
+        for _ in 0..forgotten {
+            chain.forgotten.push_back(take_array(&mut rest)?);
         }
         if !rest.is_empty() {
             return Err(RosterError::Malformed("trailing bytes"));
@@ -226,26 +418,26 @@ impl RosterChain {
         Ok(chain)
     }
 
-    /// Adds the stored head's child while rebuilding the chain.
+    /// Adds the head's child while reading a run of linked versions.
     fn extend(&mut self, version: SignedRoster) -> Result<(), RosterError> {
-        if version.roster().parent != self.head.hash() {
+        if version.roster().parent != self.head().hash() {
             return Err(RosterError::Malformed("stored chain links"));
         }
-        match self.add(version)? {
-            Added::NewHead => Ok(()),
-            Added::Duplicate | Added::Stored => Err(RosterError::Malformed("stored chain links")),
-        }
+        self.restore(version)?;
+        self.choose_path();
+        self.prune();
+        Ok(())
     }
 }
 
 impl fmt::Debug for RosterChain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let base = self.versions().next().unwrap_or(&self.head);
         f.debug_struct("RosterChain")
-            .field("base_version", &base.roster().version)
-            .field("head_version", &self.head.roster().version)
-            .field("head", &HashPrefix(&self.head.hash()))
-            .field("abandoned", &self.abandoned.len())
+            .field("base_version", &self.base.roster().version)
+            .field("head_version", &self.head().roster().version)
+            .field("head", &HashPrefix(&self.head().hash()))
+            .field("kept", &(self.versions.len() + 1))
+            .field("forgotten", &self.forgotten.len())
             .finish()
     }
 }
