@@ -9,6 +9,7 @@
 //! shell reloads the engine from the store.
 
 mod circle_control;
+mod circle_forks;
 mod circle_messages;
 mod circle_store;
 mod circle_tasks;

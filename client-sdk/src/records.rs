@@ -377,6 +377,11 @@ pub(crate) struct CircleRecord {
     /// Members who left or were removed (their later messages are refused).
     #[prost(bytes = "vec", repeated, tag = "11")]
     pub(crate) departed: Vec<Vec<u8>>,
+    /// Which member set `own_key` was made for (see
+    /// `Engine::member_set_print`): a key belongs to one set, and any change
+    /// of it starts a new key.
+    #[prost(bytes = "vec", tag = "12")]
+    pub(crate) own_key_set: Vec<u8>,
 }
 
 /// Other members' sender keys in one circle, newest last.

@@ -6,13 +6,11 @@
 use hearth_proto::content as pb;
 use hearth_protocol::sender_key::{RemoteSenderKey, SenderKeyDistribution};
 
-use super::Engine;
 use super::circle_messages::verifying;
 use super::circles::{check_card, circle_from, load_chain, member_from, store_refusal};
 use super::receive::Refusal;
-use crate::circles::roster::{
-    self, Added, PublicIdentityKeys, Roster, RosterChain, RosterMember, SignedRoster,
-};
+use super::{Engine, circle_forks};
+use crate::circles::roster::{PublicIdentityKeys, Roster, RosterChain, RosterMember, SignedRoster};
 use crate::circles::{JoinRefusal, Role};
 use crate::contacts;
 use crate::content::CircleControl;
@@ -162,6 +160,7 @@ impl Engine {
             roster: signed_bytes,
             cards: record.cards.clone(),
             parent_circle_id: Vec::new(),
+            history: circle_forks::welcome_history(&chain),
         });
         self.queue_control(writes, sender, welcome, rng, now_ms)
             .map_err(store_refusal)?;
@@ -177,8 +176,10 @@ impl Engine {
         rng: &mut R,
         now_ms: u64,
     ) -> Result<Vec<Event>, Refusal> {
-        let signed =
-            SignedRoster::from_bytes(&welcome.roster).map_err(|_| RejectReason::Malformed)?;
+        let versions = circle_forks::welcome_versions(welcome)?;
+        let Some(signed) = versions.last().cloned() else {
+            return Err(RejectReason::Malformed.into());
+        };
         let roster = signed.roster();
         let circle = roster.circle_id;
         let me = self.device.member_id;
@@ -197,7 +198,9 @@ impl Engine {
             {
                 record
             }
-            Some(_) => return Ok(Vec::new()),
+            Some(record) => {
+                return self.absorb_welcome(writes, record, welcome, versions, rng, now_ms);
+            }
             None => {
                 // A sub-circle: its creator must share the parent with us.
                 let parent = roster.parent_circle.ok_or(RejectReason::UnknownSender)?;
@@ -223,7 +226,9 @@ impl Engine {
         set_card(&mut record.cards, mine);
         record.state = StoredCircleState::Active as i32;
         record.invite_name.clear();
-        let chain = RosterChain::new(signed.clone());
+        // The versions before the head, so that a concurrent version that
+        // wins a fork against the head still attaches here.
+        let chain = RosterChain::from_run(versions).map_err(|_| RejectReason::Forged)?;
         record.chain = chain.to_bytes();
         self.put_circle(writes, &record);
         for member in roster.members.iter().map(RosterMember::member_id) {
@@ -252,38 +257,17 @@ impl Engine {
             return Err(RejectReason::UnknownSender.into());
         }
         let circle = signed.roster().circle_id;
-        let Some(mut record) = self.circle_in(writes, circle)? else {
+        let Some(record) = self.circle_in(writes, circle)? else {
             return Err(RejectReason::UnknownSender.into());
         };
-        if record.state == StoredCircleState::Joining as i32 {
-            return Err(Refusal::Hold);
+        match StoredCircleState::try_from(record.state) {
+            Ok(StoredCircleState::Joining) => return Err(Refusal::Hold),
+            // After our leave: still watched, in case it lost a fork and
+            // must be made again.
+            Ok(StoredCircleState::Active | StoredCircleState::Left) => {}
+            _ => return Ok(Vec::new()),
         }
-        if record.state != StoredCircleState::Active as i32 {
-            return Ok(Vec::new());
-        }
-        let mut chain = load_chain(&record)?;
-        let old = chain.head().roster().clone();
-        match chain.add(signed.clone()) {
-            Ok(Added::NewHead) => {}
-            Ok(Added::Duplicate | Added::Stored) => {
-                record.chain = chain.to_bytes();
-                self.put_circle(writes, &record);
-                return Ok(Vec::new());
-            }
-            Err(roster::RosterError::UnknownParent) => return Err(Refusal::Hold),
-            // Outdated (a branch that lost a fork, or older than we keep):
-            // nothing to do, and nobody to blame.
-            Err(roster::RosterError::Stale | roster::RosterError::Abandoned) => {
-                return Ok(Vec::new());
-            }
-            Err(error) => {
-                tracing::debug!(%error, "refused a roster version");
-                return Err(RejectReason::Forged.into());
-            }
-        }
-        self.take_cards(&mut record, chain.head().roster(), &update.cards);
-        self.adopt_chain(writes, record, chain, &old, rng, now_ms)
-            .map_err(store_refusal)
+        self.absorb_versions(writes, record, vec![signed], &update.cards, rng, now_ms)
     }
 
     fn apply_keys<R: rand::CryptoRng>(
@@ -319,7 +303,10 @@ impl Engine {
         if *distribution.circle_id() != *circle.as_bytes() || distribution.epoch() != keys.epoch {
             return Err(RejectReason::Malformed.into());
         }
-        if keys.epoch == roster.epoch {
+        {
+            // Keys of earlier epochs are kept too (the newest few): a post
+            // sent under one before its sender learned of a change is
+            // still read by those who remain.
             let remote = RemoteSenderKey::new(&distribution, verifying(&entry.identity.sig_key)?);
             let key = self.sender_keys_key(circle, sender);
             let mut stored: SenderKeysRecord = match writes.read(Space::SenderKeys, &key)? {
@@ -328,7 +315,7 @@ impl Engine {
             };
             stored.keys.retain(|bytes| {
                 RemoteSenderKey::from_bytes(bytes).is_ok_and(|k| {
-                    k.epoch() == roster.epoch && k.chain_id() != distribution.chain_id()
+                    k.epoch() != distribution.epoch() || k.chain_id() != distribution.chain_id()
                 })
             });
             stored.keys.push(remote.to_bytes().to_vec());
@@ -353,7 +340,8 @@ impl Engine {
         self.put_circle(writes, &record);
         let has_ours = record.keys_sent_to.iter().any(|m| m == sender.as_bytes())
             && !record.own_key.is_empty();
-        if keys.reply_wanted || !has_ours {
+        let pending = chain.pending_removals().contains(&sender);
+        if (keys.reply_wanted || !has_ours) && !pending {
             let bytes = self
                 .circle_keys_for(writes, record, &chain, sender, false, rng, now_ms)
                 .map_err(store_refusal)?;
@@ -439,7 +427,12 @@ impl Engine {
     }
 
     /// Keeps the valid `cards` of the other members `roster` names.
-    fn take_cards(&self, record: &mut CircleRecord, roster: &Roster, cards: &[pb::MemberCard]) {
+    pub(super) fn take_cards(
+        &self,
+        record: &mut CircleRecord,
+        roster: &Roster,
+        cards: &[pb::MemberCard],
+    ) {
         for card in cards {
             if let Some(member) = member_from(&card.member_id)
                 && member != self.device.member_id

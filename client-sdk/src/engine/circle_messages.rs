@@ -21,6 +21,7 @@ use hearth_protocol::sender_key::{
 use hearth_protocol::wire::{self, InnerMessage, SealedInner, SenderCertificate};
 
 use super::Engine;
+use super::circle_forks::{key_recipients, member_set_print};
 use super::circles::{circle_id_of, load_chain};
 use super::receive::{Applied, Refusal};
 use crate::circles::feed::CircleMessage;
@@ -73,7 +74,9 @@ impl Engine {
         now_ms: u64,
     ) -> Result<SenderKeyState, Error> {
         let epoch = chain.head().roster().epoch;
+        let members = member_set_print(chain, self.device.member_id);
         if !record.own_key.is_empty()
+            && record.own_key_set == members
             && let Ok(key) = SenderKeyState::from_bytes(&record.own_key)
             && key.epoch() == epoch
             && !key.needs_rotation(now_ms)
@@ -84,6 +87,7 @@ impl Engine {
             .map_err(|_| Error::Internal("our identity key is invalid"))?;
         let key = SenderKeyState::new(*circle_id_of(record).as_bytes(), epoch, sig, now_ms, rng);
         record.own_key = key.to_bytes().to_vec();
+        record.own_key_set = members;
         record.keys_sent_to.clear();
         Ok(key)
     }
@@ -208,11 +212,10 @@ impl Engine {
         let (mut record, chain) = self.active_circle(&writes, circle)?;
         let roster = chain.head().roster().clone();
         let me = self.device.member_id;
-        let others: Vec<&RosterMember> = roster
-            .members
-            .iter()
-            .filter(|m| m.member_id() != me)
-            .collect();
+        // Not to anyone whose removal is pending (it lost a fork and its
+        // facilitator is making it again).
+        let recipients = key_recipients(&chain, me);
+        let others: Vec<&RosterMember> = recipients.iter().collect();
         // Hand a fresh key to everyone reachable before the message.
         let had_key = record.own_key.clone();
         let mut key = self.own_sender_key(&mut record, &chain, rng, now_ms)?;
@@ -422,14 +425,20 @@ impl Engine {
         {
             return Err(RejectReason::UnknownSender.into());
         }
-        if message.epoch() < roster.epoch {
-            // Sent before a departure: the key that read it is gone.
-            return Err(RejectReason::Undecryptable.into());
-        }
+        // A post under an earlier key of a member who stays (sent before
+        // its sender learned of a change) is still read while we keep
+        // that key; one whose key is gone can never be read.
+        let missing_key = || -> Refusal {
+            if message.epoch() < roster.epoch {
+                RejectReason::Undecryptable.into()
+            } else {
+                Refusal::Hold
+            }
+        };
         let key = self.sender_keys_key(circle, sender);
         let mut stored: SenderKeysRecord = match writes.read(Space::SenderKeys, &key)? {
             Some(bytes) => records::decode(&bytes, "sender keys")?,
-            None => return Err(Refusal::Hold),
+            None => return Err(missing_key()),
         };
         let mut found = None;
         for (index, bytes) in stored.keys.iter().enumerate() {
@@ -441,7 +450,7 @@ impl Engine {
             }
         }
         let Some((index, mut remote)) = found else {
-            return Err(Refusal::Hold);
+            return Err(missing_key());
         };
         let plain = remote.decrypt(message).map_err(|error| match error {
             DecryptError::Duplicate { .. } => RejectReason::Replayed,

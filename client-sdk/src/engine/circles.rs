@@ -22,8 +22,8 @@ use std::collections::BTreeSet;
 use hearth_proto::content as pb;
 use hearth_protocol::keys::PreKeyBundle;
 
-use super::Engine;
 use super::receive::Refusal;
+use super::{Engine, circle_forks};
 use crate::circles::roster::{self, PublicIdentityKeys, Roster, RosterChain, RosterMember};
 use crate::circles::{Circle, CircleId, Role};
 use crate::content;
@@ -135,6 +135,7 @@ impl Engine {
             parent_circle_id: parent
                 .map(|(p, _)| p.as_bytes().to_vec())
                 .unwrap_or_default(),
+            history: Vec::new(),
         };
         for member in signed.roster().members.iter().map(RosterMember::member_id) {
             if member != self.device.member_id {
@@ -354,10 +355,6 @@ impl Engine {
                 .add(signed.clone())
                 .map_err(|_| Error::Internal("our own roster version was refused"))?;
         }
-        let update = pb::CircleRosterUpdate {
-            roster: signed.to_bytes(),
-            cards: Vec::new(),
-        };
         let recipients: BTreeSet<MemberId> = old
             .members
             .iter()
@@ -365,10 +362,7 @@ impl Engine {
             .map(RosterMember::member_id)
             .filter(|m| *m != me)
             .collect();
-        for member in recipients {
-            let kind = pb::content::Kind::CircleRosterUpdate(update.clone());
-            self.queue_control(&mut writes, member, kind, rng, now_ms)?;
-        }
+        self.publish_roster(&mut writes, &signed, recipients, rng, now_ms)?;
         let events = if forged {
             Vec::new()
         } else {
@@ -422,9 +416,23 @@ impl Engine {
             }
             return Ok(vec![Event::CircleChanged(self.circle_view(&record)?)]);
         }
-        if new.epoch != old.epoch {
+        if record.state != StoredCircleState::Active as i32 {
+            // Back on the head we follow (a change that had dropped us lost
+            // a fork and was made again without it).
+            record.state = StoredCircleState::Active as i32;
+        }
+        // A sender key belongs to one member set: any change of it (a
+        // removal, a newcomer, another branch) starts a new one, handed
+        // to the new set at once.
+        let set_changed = record.own_key_set != circle_forks::member_set_print(&chain, me);
+        if set_changed {
             record.own_key.clear();
             record.keys_sent_to.clear();
+        }
+        if new.epoch != old.epoch
+            || diff.removed.iter().any(|m| new.member(*m).is_none())
+            || record.door_token.is_empty()
+        {
             let mut door = [0u8; SECRET_LEN];
             rng.fill_bytes(&mut door);
             self.add_token_task(writes, &door);
@@ -438,7 +446,19 @@ impl Engine {
                 card.send_token = door.to_vec();
             }
         }
-        for member in &diff.removed {
+        // Back on this head (a branch switch): no longer departed.
+        record
+            .departed
+            .retain(|m| member_from(m).is_none_or(|id| new.member(id).is_none()));
+        // Someone listed again under a later `added_in` (a change made again
+        // after a fork) has not left: their card, keys and tokens stay.
+        let gone: Vec<MemberId> = diff
+            .removed
+            .iter()
+            .copied()
+            .filter(|m| new.member(*m).is_none())
+            .collect();
+        for member in &gone {
             if !record.departed.iter().any(|m| m == member.as_bytes()) {
                 record.departed.push(member.as_bytes().to_vec());
             }
@@ -447,21 +467,25 @@ impl Engine {
             record.keys_sent_to.retain(|m| m != member.as_bytes());
         }
         self.put_circle(writes, &record);
-        for member in &diff.removed {
+        for member in &gone {
             self.forget_pair_token_if_unshared(writes, circle, *member)?;
         }
         let chain = load_chain(&record)?;
-        let mut reach: Vec<MemberId> = diff.added.iter().copied().filter(|m| *m != me).collect();
-        if new.epoch != old.epoch {
+        let recipients: Vec<MemberId> = circle_forks::key_recipients(&chain, me)
+            .iter()
+            .map(RosterMember::member_id)
+            .collect();
+        let mut reach: Vec<MemberId> = diff
+            .added
+            .iter()
+            .copied()
+            .filter(|m| recipients.contains(m))
+            .collect();
+        if set_changed || new.epoch != old.epoch {
             // A fresh sender key (and our new door token) for everyone who
             // stays, now rather than at our next post: members who reach us
             // for the first time need the new door.
-            reach.extend(
-                new.members
-                    .iter()
-                    .map(RosterMember::member_id)
-                    .filter(|m| *m != me && !diff.added.contains(m)),
-            );
+            reach.extend(recipients.iter().filter(|m| !diff.added.contains(m)));
         }
         for member in reach {
             // Newcomers answer with their key; those who stay send theirs
@@ -563,10 +587,20 @@ impl Engine {
         now_ms: u64,
     ) -> Result<Vec<u8>, Error> {
         let own = self.own_sender_key(&mut record, chain, rng, now_ms)?;
-        let pair_token = self
-            .contact_in(writes, member)?
-            .map(|c| c.our_send_token)
-            .unwrap_or_default();
+        let pair_token = match self.contact_in(writes, member)? {
+            Some(mut contact) if contact.our_send_token.is_empty() => {
+                // We revoked it when they left a branch we followed; they
+                // are back, so they get a new one.
+                let mut token = [0u8; SECRET_LEN];
+                rng.fill_bytes(&mut token);
+                self.add_token_task(writes, &token);
+                contact.our_send_token = token.to_vec();
+                self.put_contact(writes, &contact)?;
+                contact.our_send_token.clone()
+            }
+            Some(contact) => contact.our_send_token.clone(),
+            None => Vec::new(),
+        };
         let keys = pb::CircleKeys {
             circle_id: record.circle_id.clone(),
             epoch: own.epoch(),

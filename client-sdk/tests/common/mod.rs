@@ -2,6 +2,8 @@
 //! process, fast client options, and small helpers.
 #![allow(dead_code)]
 
+pub(crate) mod circles;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
