@@ -198,13 +198,20 @@ impl Client {
             return Ok(());
         }
         let mut seqs = Vec::with_capacity(delivery.envelopes.len());
+        let mut unblocked = false;
         for envelope in &delivery.envelopes {
             let mut engine = self.shared.engine.lock().await;
             let received = {
                 let mut rng = self.rng();
                 engine.receive(envelope, &mut *rng, self.now())?
             };
-            if let Received::Processed { writes, events } = received {
+            if let Received::Processed {
+                writes,
+                events,
+                applied,
+            } = received
+            {
+                unblocked |= applied;
                 commit(&mut engine, writes).await?;
                 drop(engine);
                 for event in events {
@@ -213,7 +220,12 @@ impl Client {
             }
             seqs.push(envelope.seq);
         }
-        self.retry_held().await?;
+        // Held envelopes wait for a key or a roster version: only an
+        // applied envelope can bring one (junk that is held or refused
+        // costs no retry of everything held).
+        if unblocked {
+            self.retry_held().await?;
+        }
         exit_before_ack_if_asked();
         // A failed acknowledgement only means a redelivery, which is
         // recognised as already processed.

@@ -135,20 +135,20 @@ impl Member {
             .unwrap()
         {
             Received::AlreadyProcessed => Vec::new(),
-            Received::Processed { writes, events } => {
+            Received::Processed { writes, events, .. } => {
                 self.engine.store.commit(writes).unwrap();
                 events
             }
         }
     }
 
-    fn id(&self) -> MemberId {
+    pub(super) fn id(&self) -> MemberId {
         self.engine.device.member_id
     }
 }
 
 /// Alice accepts Bob's invite and Bob processes the contact request.
-fn connected() -> (Member, Member) {
+pub(super) fn connected() -> (Member, Member) {
     let (mut alice, mut bob) = (member(1, "Alice"), member(2, "Bob"));
     let invite = bob.invite();
     let bundle = bob.bundle();
