@@ -412,11 +412,13 @@ impl Client {
         Ok(())
     }
 
-    /// Runs `tasks` in order; `false` if one has to wait for a later round.
+    /// Runs `tasks` in order; `false` if none was done (one has to wait for
+    /// a later round, or every session to open waits for its time).
     async fn run_task_round(
         &self,
         tasks: Vec<(u64, crate::records::TaskRecord)>,
     ) -> Result<bool, Error> {
+        let mut progress = false;
         for (seq, task) in tasks {
             let done = match TaskKind::try_from(task.kind) {
                 Ok(TaskKind::AddToken) => {
@@ -436,21 +438,52 @@ impl Client {
                         Err(_) => false,
                     }
                 }
-                Ok(TaskKind::OpenSession) => self.open_session(&task).await?,
+                Ok(TaskKind::OpenSession) => {
+                    if task.next_attempt_at_ms > self.now() {
+                        continue;
+                    }
+                    if !self.open_session(&task).await? {
+                        self.retry_task_later(seq, task).await?;
+                        continue;
+                    }
+                    true
+                }
                 Err(_) => true,
             };
             if !done {
-                return Ok(false);
+                return Ok(progress);
             }
+            progress = true;
             let mut engine = self.shared.engine.lock().await;
             let writes = engine.task_done(seq);
             commit(&mut engine, writes).await?;
         }
-        Ok(true)
+        Ok(progress)
+    }
+
+    /// Keeps a session chore that could not be done now for a later
+    /// attempt, after a growing delay ([`ClientOptions::backoff`](super::ClientOptions::backoff)).
+    async fn retry_task_later(
+        &self,
+        seq: u64,
+        task: crate::records::TaskRecord,
+    ) -> Result<(), Error> {
+        let delay = {
+            let mut rng = self.rng();
+            self.shared.options.backoff.delay(task.attempts, &mut *rng)
+        };
+        let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        let mut engine = self.shared.engine.lock().await;
+        let writes = engine.task_later(seq, task, self.now().saturating_add(delay_ms));
+        commit(&mut engine, writes).await
     }
 
     /// Fetches a circle member's prekeys and opens the session a chore asks
-    /// for; `false` if it should be tried again later.
+    /// for; `false` if it should be tried again later. Every refusal of the
+    /// fetch is worth another try: `RATE_LIMITED` and `NO_PREKEYS` pass, and
+    /// a door token that no longer works is replaced by a newer card. The
+    /// chore ends for good only when it has become moot (the member left,
+    /// or a session exists) or the keys handed out are not the member's.
     async fn open_session(&self, task: &crate::records::TaskRecord) -> Result<bool, Error> {
         let Some(card) = self.shared.engine.lock().await.session_target(task)? else {
             return Ok(true);
@@ -466,14 +499,17 @@ impl Client {
         };
         let fetched = match relay.fetch_prekeys(mailbox, &card.send_token).await {
             Ok(fetched) => fetched,
-            Err(ClientError::Relay { .. }) => return Ok(true),
-            Err(_) => return Ok(false),
+            Err(error) => {
+                tracing::debug!(%error, "fetching a circle member's prekeys failed; will retry");
+                return Ok(false);
+            }
         };
         let Ok(bundle) = hearth_protocol::wire::decode_prekey_bundle(
             &fetched.signed_bundle,
             fetched.one_time_prekey.as_deref(),
             &fetched.pq_prekey,
         ) else {
+            tracing::debug!("a circle member's relay handed out an invalid prekey bundle");
             return Ok(true);
         };
         let mut engine = self.shared.engine.lock().await;
