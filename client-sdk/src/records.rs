@@ -208,6 +208,10 @@ pub(crate) struct InviteRecord {
     /// For a circle invite: when it stops working (0: never).
     #[prost(uint64, tag = "5")]
     pub(crate) expires_at_ms: u64,
+    /// Whether the link's send token was revoked on the relay (it was
+    /// used, expired or refused): nobody reaches us with it any more.
+    #[prost(bool, tag = "6")]
+    pub(crate) token_revoked: bool,
 }
 
 /// Where a message stands.

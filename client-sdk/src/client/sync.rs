@@ -180,11 +180,19 @@ impl Client {
         }));
     }
 
-    /// Prekeys and the outbox, whenever a connection is (re)made. Failures
-    /// are logged: the next round retries.
+    /// Prekeys, expired invite links and the outbox, whenever a connection
+    /// is (re)made and every maintenance round. Failures are logged: the
+    /// next round retries.
     async fn after_connect(&self, relay: &RelayClient) {
         if let Err(error) = self.maintain_prekeys(relay).await {
             tracing::warn!(%error, "prekey maintenance failed");
+        }
+        if let Err(error) = self.expire_invites().await {
+            tracing::warn!(%error, "checking invite links failed");
+        }
+        // Also gives up envelopes held too long.
+        if let Err(error) = self.retry_held().await {
+            tracing::warn!(%error, "retrying held envelopes failed");
         }
         if let Err(error) = self.flush().await {
             tracing::warn!(%error, "sending the outbox failed");
@@ -397,9 +405,22 @@ impl Client {
         Ok(CircleSent::Done(held))
     }
 
+    /// Stages the revocation of invite links that expired (or whose circle
+    /// we no longer facilitate); the relay chores of the next flush carry
+    /// it out.
+    async fn expire_invites(&self) -> Result<(), Error> {
+        let mut engine = self.shared.engine.lock().await;
+        if let Some(writes) = engine.expire_invites(self.now())? {
+            commit(&mut engine, writes).await?;
+        }
+        Ok(())
+    }
+
     /// Relay chores before the outbox: send tokens to add (before the
     /// messages that hand them out) or revoke, sessions to open with circle
-    /// members. A chore that fails for now stays for the next round.
+    /// members. A token chore that fails for now stops the round and stays
+    /// for the next one; a session that cannot be opened yet is tried
+    /// again later (see [`Self::open_session`]).
     async fn run_tasks(&self) -> Result<(), Error> {
         // A chore may add chores (opening a session registers a token for
         // the peer): keep going until none is left.

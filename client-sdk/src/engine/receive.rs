@@ -557,7 +557,12 @@ impl Engine {
             Some(bytes) => records::decode(&bytes, "invite")?,
             None => return Err(RejectReason::UnknownInvite.into()),
         };
-        if invite.used {
+        // A circle link's secret is for a join request only.
+        if !invite.circle_id.is_empty() {
+            return Err(RejectReason::UnknownInvite.into());
+        }
+        let expired = invite.expires_at_ms != 0 && invite.expires_at_ms <= now_ms;
+        if invite.used || invite.token_revoked || expired {
             return Err(RejectReason::InviteAlreadyUsed.into());
         }
         let mut contact = contact_from_request(request, now_ms)?;
