@@ -8,12 +8,15 @@
 //! update the in-memory device state as they stage; if a commit fails the
 //! shell reloads the engine from the store.
 
+#[cfg(test)]
+mod attack_tests;
 mod circle_control;
 mod circle_forks;
 mod circle_messages;
 mod circle_store;
 mod circle_tasks;
 mod circles;
+mod invites;
 mod receive;
 mod send;
 #[cfg(test)]

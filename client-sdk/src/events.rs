@@ -86,6 +86,16 @@ pub enum RejectReason {
     /// A roster version not signed by a facilitator of the version before
     /// it, or otherwise invalid.
     Forged,
+    /// It needs something that has not arrived yet (a sender key, a roster
+    /// version), but its sender (as its certificate names it), or senders
+    /// this device does not know together, already have as many envelopes
+    /// waiting as a device keeps. Nothing held before is dropped for it:
+    /// a flood from one sender cannot push out others' messages.
+    TooManyHeld,
+    /// It waited for what it needed (a sender key, a roster version) longer
+    /// than a device keeps messages waiting (14 days) and was given up: a
+    /// message that could not be read.
+    HeldTooLong,
 }
 
 /// The state of the connection to this device's relay.

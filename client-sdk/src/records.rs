@@ -208,6 +208,10 @@ pub(crate) struct InviteRecord {
     /// For a circle invite: when it stops working (0: never).
     #[prost(uint64, tag = "5")]
     pub(crate) expires_at_ms: u64,
+    /// Whether the link's send token was revoked on the relay (it was
+    /// used, expired or refused): nobody reaches us with it any more.
+    #[prost(bool, tag = "6")]
+    pub(crate) token_revoked: bool,
 }
 
 /// Where a message stands.
@@ -454,6 +458,12 @@ pub(crate) struct TaskRecord {
     /// The circle the session is for.
     #[prost(bytes = "vec", tag = "4")]
     pub(crate) circle_id: Vec<u8>,
+    /// Failed attempts so far (an `OpenSession` that must wait).
+    #[prost(uint32, tag = "5")]
+    pub(crate) attempts: u32,
+    /// Not to be tried before this time (ms since the Unix epoch; 0: now).
+    #[prost(uint64, tag = "6")]
+    pub(crate) next_attempt_at_ms: u64,
 }
 
 /// A signed prekey's private half and its age.

@@ -297,6 +297,16 @@ impl Store {
         Ok(out)
     }
 
+    /// Every key that starts with `prefix`, in order, without reading or
+    /// decrypting the values (keys are not secret: they are blinded where
+    /// they would say something).
+    pub(crate) fn keys(&self, space: Space, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.keyspace(space)
+            .prefix(prefix)
+            .map(|guard| guard.key().map(|key| key.to_vec()).map_err(engine))
+            .collect()
+    }
+
     /// Starts an atomic set of writes.
     pub(crate) fn writes(&self) -> WriteSet {
         WriteSet {

@@ -180,11 +180,19 @@ impl Client {
         }));
     }
 
-    /// Prekeys and the outbox, whenever a connection is (re)made. Failures
-    /// are logged: the next round retries.
+    /// Prekeys, expired invite links and the outbox, whenever a connection
+    /// is (re)made and every maintenance round. Failures are logged: the
+    /// next round retries.
     async fn after_connect(&self, relay: &RelayClient) {
         if let Err(error) = self.maintain_prekeys(relay).await {
             tracing::warn!(%error, "prekey maintenance failed");
+        }
+        if let Err(error) = self.expire_invites().await {
+            tracing::warn!(%error, "checking invite links failed");
+        }
+        // Also gives up envelopes held too long.
+        if let Err(error) = self.retry_held().await {
+            tracing::warn!(%error, "retrying held envelopes failed");
         }
         if let Err(error) = self.flush().await {
             tracing::warn!(%error, "sending the outbox failed");
@@ -198,13 +206,20 @@ impl Client {
             return Ok(());
         }
         let mut seqs = Vec::with_capacity(delivery.envelopes.len());
+        let mut unblocked = false;
         for envelope in &delivery.envelopes {
             let mut engine = self.shared.engine.lock().await;
             let received = {
                 let mut rng = self.rng();
                 engine.receive(envelope, &mut *rng, self.now())?
             };
-            if let Received::Processed { writes, events } = received {
+            if let Received::Processed {
+                writes,
+                events,
+                applied,
+            } = received
+            {
+                unblocked |= applied;
                 commit(&mut engine, writes).await?;
                 drop(engine);
                 for event in events {
@@ -213,7 +228,12 @@ impl Client {
             }
             seqs.push(envelope.seq);
         }
-        self.retry_held().await?;
+        // Held envelopes wait for a key or a roster version: only an
+        // applied envelope can bring one (junk that is held or refused
+        // costs no retry of everything held).
+        if unblocked {
+            self.retry_held().await?;
+        }
         exit_before_ack_if_asked();
         // A failed acknowledgement only means a redelivery, which is
         // recognised as already processed.
@@ -385,9 +405,22 @@ impl Client {
         Ok(CircleSent::Done(held))
     }
 
+    /// Stages the revocation of invite links that expired (or whose circle
+    /// we no longer facilitate); the relay chores of the next flush carry
+    /// it out.
+    async fn expire_invites(&self) -> Result<(), Error> {
+        let mut engine = self.shared.engine.lock().await;
+        if let Some(writes) = engine.expire_invites(self.now())? {
+            commit(&mut engine, writes).await?;
+        }
+        Ok(())
+    }
+
     /// Relay chores before the outbox: send tokens to add (before the
     /// messages that hand them out) or revoke, sessions to open with circle
-    /// members. A chore that fails for now stays for the next round.
+    /// members. A token chore that fails for now stops the round and stays
+    /// for the next one; a session that cannot be opened yet is tried
+    /// again later (see [`Self::open_session`]).
     async fn run_tasks(&self) -> Result<(), Error> {
         // A chore may add chores (opening a session registers a token for
         // the peer): keep going until none is left.
@@ -400,11 +433,13 @@ impl Client {
         Ok(())
     }
 
-    /// Runs `tasks` in order; `false` if one has to wait for a later round.
+    /// Runs `tasks` in order; `false` if none was done (one has to wait for
+    /// a later round, or every session to open waits for its time).
     async fn run_task_round(
         &self,
         tasks: Vec<(u64, crate::records::TaskRecord)>,
     ) -> Result<bool, Error> {
+        let mut progress = false;
         for (seq, task) in tasks {
             let done = match TaskKind::try_from(task.kind) {
                 Ok(TaskKind::AddToken) => {
@@ -424,21 +459,52 @@ impl Client {
                         Err(_) => false,
                     }
                 }
-                Ok(TaskKind::OpenSession) => self.open_session(&task).await?,
+                Ok(TaskKind::OpenSession) => {
+                    if task.next_attempt_at_ms > self.now() {
+                        continue;
+                    }
+                    if !self.open_session(&task).await? {
+                        self.retry_task_later(seq, task).await?;
+                        continue;
+                    }
+                    true
+                }
                 Err(_) => true,
             };
             if !done {
-                return Ok(false);
+                return Ok(progress);
             }
+            progress = true;
             let mut engine = self.shared.engine.lock().await;
             let writes = engine.task_done(seq);
             commit(&mut engine, writes).await?;
         }
-        Ok(true)
+        Ok(progress)
+    }
+
+    /// Keeps a session chore that could not be done now for a later
+    /// attempt, after a growing delay ([`ClientOptions::backoff`](super::ClientOptions::backoff)).
+    async fn retry_task_later(
+        &self,
+        seq: u64,
+        task: crate::records::TaskRecord,
+    ) -> Result<(), Error> {
+        let delay = {
+            let mut rng = self.rng();
+            self.shared.options.backoff.delay(task.attempts, &mut *rng)
+        };
+        let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        let mut engine = self.shared.engine.lock().await;
+        let writes = engine.task_later(seq, task, self.now().saturating_add(delay_ms));
+        commit(&mut engine, writes).await
     }
 
     /// Fetches a circle member's prekeys and opens the session a chore asks
-    /// for; `false` if it should be tried again later.
+    /// for; `false` if it should be tried again later. Every refusal of the
+    /// fetch is worth another try: `RATE_LIMITED` and `NO_PREKEYS` pass, and
+    /// a door token that no longer works is replaced by a newer card. The
+    /// chore ends for good only when it has become moot (the member left,
+    /// or a session exists) or the keys handed out are not the member's.
     async fn open_session(&self, task: &crate::records::TaskRecord) -> Result<bool, Error> {
         let Some(card) = self.shared.engine.lock().await.session_target(task)? else {
             return Ok(true);
@@ -454,14 +520,17 @@ impl Client {
         };
         let fetched = match relay.fetch_prekeys(mailbox, &card.send_token).await {
             Ok(fetched) => fetched,
-            Err(ClientError::Relay { .. }) => return Ok(true),
-            Err(_) => return Ok(false),
+            Err(error) => {
+                tracing::debug!(%error, "fetching a circle member's prekeys failed; will retry");
+                return Ok(false);
+            }
         };
         let Ok(bundle) = hearth_protocol::wire::decode_prekey_bundle(
             &fetched.signed_bundle,
             fetched.one_time_prekey.as_deref(),
             &fetched.pq_prekey,
         ) else {
+            tracing::debug!("a circle member's relay handed out an invalid prekey bundle");
             return Ok(true);
         };
         let mut engine = self.shared.engine.lock().await;

@@ -91,10 +91,15 @@ impl Engine {
         }
         let card = request.card.clone().ok_or(RejectReason::Malformed)?;
         check_card(&card, sender)?;
+        // A contact made just now for this request (no stored one): kept
+        // only if the join is accepted.
+        let new_contact = self.contact_record(sender)?.is_none();
         let refusal = if invite.used {
             Some(pb::circle_join_refused::Reason::AlreadyUsed)
         } else if invite.expires_at_ms != 0 && invite.expires_at_ms <= now_ms {
             Some(pb::circle_join_refused::Reason::Expired)
+        } else if invite.token_revoked {
+            Some(pb::circle_join_refused::Reason::UnknownInvite)
         } else {
             match self.active_circle(writes, circle) {
                 Ok((_, chain)) if chain.head().roster().is_facilitator(self.device.member_id) => {
@@ -110,13 +115,22 @@ impl Engine {
             });
             self.queue_control(writes, sender, kind, rng, now_ms)
                 .map_err(store_refusal)?;
+            self.void_invite(writes, &invite_key, invite);
+            if new_contact {
+                // The refusal is sealed in the outbox: nothing of the
+                // session it went over is kept.
+                self.forget_joiner(writes, sender);
+            }
             return Ok(Vec::new());
         }
         invite.used = true;
-        writes.put(Space::Invites, &invite_key, &records::encode(&invite));
+        self.void_invite(writes, &invite_key, invite);
         let contact = self
             .contact_in(writes, sender)?
             .ok_or(RejectReason::UnknownSender)?;
+        if new_contact {
+            self.give_pair_token(writes, contact.clone(), rng)?;
+        }
         let identity = contacts::identity_of(&contact)?;
         let (mut record, chain) = self.active_circle(writes, circle).map_err(store_refusal)?;
         let head = chain.head();
@@ -196,20 +210,14 @@ impl Engine {
                 if record.state == StoredCircleState::Joining as i32
                     && record.inviter == sender.as_bytes() =>
             {
+                self.reach_inviter_by_door(writes, sender, &welcome.cards)?;
                 record
             }
             Some(record) => {
                 return self.absorb_welcome(writes, record, welcome, versions, rng, now_ms);
             }
             None => {
-                // A sub-circle: its creator must share the parent with us.
-                let parent = roster.parent_circle.ok_or(RejectReason::UnknownSender)?;
-                let shares = self
-                    .active_circle(writes, parent)
-                    .is_ok_and(|(_, chain)| chain.head().roster().member(sender).is_some());
-                if !shares {
-                    return Err(RejectReason::UnknownSender.into());
-                }
+                self.check_sub_circle_roster(writes, sender, roster)?;
                 let mut door = [0u8; SECRET_LEN];
                 rng.fill_bytes(&mut door);
                 self.add_token_task(writes, &door);
@@ -397,7 +405,8 @@ impl Engine {
     }
 
     /// A stranger's join request: the invite must exist (its outcome is
-    /// decided by [`Self::apply_join_request`]).
+    /// decided by [`Self::apply_join_request`], which keeps the contact
+    /// only if the join is accepted).
     pub(super) fn admit_joiner(
         &self,
         writes: &WriteSet,
@@ -408,22 +417,54 @@ impl Engine {
             return Err(RejectReason::UnknownInvite.into());
         };
         let invite: InviteRecord = records::decode(&bytes, "invite")?;
-        if invite.circle_id != request.circle_id {
+        if invite.circle_id.is_empty() || invite.circle_id != request.circle_id {
             return Err(RejectReason::UnknownInvite.into());
         }
         let card = request.card.as_ref().ok_or(RejectReason::Malformed)?;
         if request.pair_token.is_empty() || request.pair_token.len() > 256 {
             return Err(RejectReason::Malformed.into());
         }
+        // No token of ours yet: one is drawn only if the join is accepted
+        // (the link's own token is revoked either way).
         Ok(ContactRecord {
             display_name: request.display_name.chars().take(64).collect(),
             relay: card.relay.clone(),
             mailbox_id: card.mailbox_id.clone(),
             send_token: request.pair_token.clone(),
-            our_send_token: invite.send_token,
             circle_only: true,
             ..Default::default()
         })
+    }
+
+    /// A sub-circle's first roster, welcomed by `sender`: every member in
+    /// it (the sender too) must be a member of the parent circle as our
+    /// copy of the parent roster has them, with the same identity keys and
+    /// display name. A sub-circle can only narrow its parent.
+    fn check_sub_circle_roster(
+        &self,
+        writes: &WriteSet,
+        sender: MemberId,
+        roster: &Roster,
+    ) -> Result<(), Refusal> {
+        let parent = roster.parent_circle.ok_or(RejectReason::UnknownSender)?;
+        let Ok((_, chain)) = self.active_circle(writes, parent) else {
+            return Err(RejectReason::UnknownSender.into());
+        };
+        let parent_roster = chain.head().roster();
+        if parent_roster.member(sender).is_none() {
+            return Err(RejectReason::UnknownSender.into());
+        }
+        let as_in_parent = |member: &RosterMember| {
+            parent_roster.member(member.member_id()).is_some_and(|p| {
+                p.identity.sig_key == member.identity.sig_key
+                    && p.identity.dh_key == member.identity.dh_key
+                    && p.display_name == member.display_name
+            })
+        };
+        if !roster.members.iter().all(as_in_parent) {
+            return Err(RejectReason::Forged.into());
+        }
+        Ok(())
     }
 
     /// Keeps the valid `cards` of the other members `roster` names.

@@ -55,6 +55,16 @@ impl Engine {
         writes
     }
 
+    /// A chore that could not be done now is kept for another attempt at
+    /// `at_ms` (never dropped for a passing failure).
+    pub(crate) fn task_later(&self, seq: u64, mut task: TaskRecord, at_ms: u64) -> WriteSet {
+        task.attempts = task.attempts.saturating_add(1);
+        task.next_attempt_at_ms = at_ms;
+        let mut writes = self.store.writes();
+        writes.put(Space::Tasks, &seq.to_be_bytes(), &records::encode(&task));
+        writes
+    }
+
     /// Where to fetch a member's prekeys for an `OpenSession` chore: their
     /// card, if the circle still has them and we still have no session.
     pub(crate) fn session_target(

@@ -34,7 +34,7 @@ use crate::records::{
     SignedPrekeyRecord, StoredStatus,
 };
 use crate::relay::DeliveredEnvelope;
-use crate::store::{Space, StoreError, WriteSet};
+use crate::store::{BLIND_LEN, Space, StoreError, WriteSet};
 
 /// Longest display name kept from a contact request (in characters).
 const MAX_NAME_CHARS: usize = 64;
@@ -42,6 +42,16 @@ const MAX_NAME_CHARS: usize = 64;
 const MAX_TOKEN_LEN: usize = 256;
 /// Most envelopes held for later at once.
 const MAX_HELD: usize = 1_000;
+/// Most envelopes held for one sender (as its certificate names it).
+const MAX_HELD_PER_SENDER: usize = 100;
+/// Most envelopes held, together, from senders who are neither contacts
+/// nor named by the roster of the circle they wrote to (a newcomer whose
+/// roster version is still on its way, or anyone holding a send token).
+const MAX_HELD_FROM_STRANGERS: usize = 200;
+/// A held envelope's key: held sequence (u64) ‖ 1 if its sender is a
+/// stranger (else 0) ‖ the sender's blinded member id. Keys sort by
+/// arrival, and the caps are counted without decrypting anything.
+const HELD_KEY_LEN: usize = 8 + 1 + BLIND_LEN;
 /// How long an envelope is held before it is given up.
 const HOLD_FOR_MS: u64 = 14 * 24 * 60 * 60 * 1000;
 
@@ -57,6 +67,9 @@ pub(crate) enum Received {
         writes: WriteSet,
         /// What to tell the app.
         events: Vec<Event>,
+        /// Whether it was applied, so held envelopes may now move (a
+        /// refused or held one changes nothing they wait for).
+        applied: bool,
     },
 }
 
@@ -113,15 +126,17 @@ impl Engine {
         let redelivered = envelope.seq < self.state.next_delivery_seq;
         let saved = self.state;
         let mut writes = self.store.writes();
+        let mut applied = false;
         let (mut writes, events) = match self.apply(envelope, &mut writes, rng, now_ms) {
-            Ok(applied) => {
-                if let Some(tag) = applied.replay_tag {
+            Ok(done) => {
+                if let Some(tag) = done.replay_tag {
                     // A full cache only weakens replay protection of very old
                     // signed prekeys; the message itself is fine.
                     let _ = self.replay.record(tag);
                     writes.put(Space::Device, REPLAY_KEY, &self.replay.to_bytes());
                 }
-                (writes, applied.events)
+                applied = true;
+                (writes, done.events)
             }
             Err(Refusal::Reject(_) | Refusal::Hold) if redelivered => {
                 self.state = saved;
@@ -130,8 +145,13 @@ impl Engine {
             Err(Refusal::Hold) => {
                 self.state = saved;
                 let mut writes = self.store.writes();
-                self.hold(&mut writes, envelope, now_ms)?;
-                (writes, Vec::new())
+                match self.hold(&mut writes, envelope, now_ms)? {
+                    Ok(()) => (writes, Vec::new()),
+                    Err(reason) => {
+                        tracing::debug!(?reason, seq = envelope.seq, "refused to hold an envelope");
+                        (self.store.writes(), vec![Event::Rejected { reason }])
+                    }
+                }
             }
             Err(Refusal::Reject(reason)) => {
                 tracing::debug!(?reason, seq = envelope.seq, "rejected an envelope");
@@ -146,7 +166,11 @@ impl Engine {
         let next = envelope.seq.saturating_add(1);
         self.state.next_delivery_seq = self.state.next_delivery_seq.max(next);
         self.put_state(&mut writes);
-        Ok(Received::Processed { writes, events })
+        Ok(Received::Processed {
+            writes,
+            events,
+            applied,
+        })
     }
 
     fn apply<R: rand::CryptoRng>(
@@ -172,17 +196,39 @@ impl Engine {
         }
     }
 
-    /// Keeps an envelope for [`Self::retry_held`]. The oldest go when too
-    /// many wait.
+    /// Keeps an envelope for [`Self::retry_held`], unless its sender, the
+    /// senders we do not know together, or everyone together already have
+    /// as many waiting as allowed: then it is refused. Nothing held is ever
+    /// pushed out to make room, so whoever can deliver to our mailbox
+    /// cannot flush out posts we hold for a sender key still on its way.
     fn hold(
         &mut self,
         writes: &mut WriteSet,
         envelope: &DeliveredEnvelope,
         now_ms: u64,
-    ) -> Result<(), StoreError> {
-        let held = self.store.scan(Space::Held, &[])?;
-        for (key, _) in held.iter().take((held.len() + 1).saturating_sub(MAX_HELD)) {
-            writes.delete(Space::Held, key);
+    ) -> Result<Result<(), RejectReason>, StoreError> {
+        let Some((sender, stranger)) = self.held_sender(envelope)? else {
+            return Ok(Err(RejectReason::Undecryptable));
+        };
+        // Counted from the keys alone (seq ‖ stranger ‖ blinded sender):
+        // nothing held is decrypted to make room for a newcomer.
+        let blinded = self.store.blind("held-sender", &[sender.as_bytes()]);
+        let (mut total, mut from_sender, mut from_strangers) = (0, 0, 0);
+        for key in self.store.keys(Space::Held, &[])? {
+            total += 1;
+            // Keys of older versions (the sequence alone) count only in
+            // the total.
+            if key.len() == HELD_KEY_LEN {
+                let (stranger_flag, held_sender) = key[8..].split_at(1);
+                from_strangers += usize::from(stranger_flag == [1]);
+                from_sender += usize::from(held_sender == blinded);
+            }
+        }
+        if total >= MAX_HELD
+            || from_sender >= MAX_HELD_PER_SENDER
+            || (stranger && from_strangers >= MAX_HELD_FROM_STRANGERS)
+        {
+            return Ok(Err(RejectReason::TooManyHeld));
         }
         let record = HeldRecord {
             sealed_header: envelope.sealed_header.to_vec(),
@@ -191,8 +237,55 @@ impl Engine {
         };
         let seq = self.state.next_held_seq;
         self.state.next_held_seq += 1;
-        writes.put(Space::Held, &seq.to_be_bytes(), &records::encode(&record));
-        Ok(())
+        let key = [&seq.to_be_bytes()[..], &[u8::from(stranger)], &blinded[..]].concat();
+        writes.put(Space::Held, &key, &records::encode(&record));
+        Ok(Ok(()))
+    }
+
+    /// Who an envelope to hold says it is from, and whether we know them:
+    /// a contact, or a member the roster of the circle it names (for a
+    /// circle message) lists with the same keys. `None` if it does not open
+    /// (it did a moment ago).
+    fn held_sender(
+        &self,
+        envelope: &DeliveredEnvelope,
+    ) -> Result<Option<(MemberId, bool)>, StoreError> {
+        let Ok(inner) = self.open(&envelope.sealed_header, &envelope.body) else {
+            return Ok(None);
+        };
+        let sender = MemberId::of(&inner.sender.sig_key);
+        let known = match self.contact_record(sender)? {
+            Some(contact) => contact.ik_dh == inner.sender.dh_key.as_bytes(),
+            None => match &inner.message {
+                InnerMessage::SenderKey(message) => {
+                    self.circle_names(*message.circle_id(), sender, &inner.sender)?
+                }
+                _ => false,
+            },
+        };
+        Ok(Some((sender, !known)))
+    }
+
+    /// Whether the roster of `circle` (one we are in) lists `sender` with
+    /// the keys of `certificate`.
+    fn circle_names(
+        &self,
+        circle: [u8; 16],
+        sender: MemberId,
+        certificate: &SenderCertificate,
+    ) -> Result<bool, StoreError> {
+        let writes = self.store.writes();
+        let Some(record) = self.circle_in(&writes, crate::circles::CircleId::from_bytes(circle))?
+        else {
+            return Ok(false);
+        };
+        if record.chain.is_empty() {
+            return Ok(false);
+        }
+        let chain = super::circles::load_chain(&record)?;
+        Ok(chain.head().roster().member(sender).is_some_and(|m| {
+            m.identity.sig_key == certificate.sig_key && m.identity.dh_key == certificate.dh_key
+        }))
     }
 
     /// Tries the held envelopes again, oldest first; returns what the
@@ -208,10 +301,12 @@ impl Engine {
             let mut writes = self.store.writes();
             writes.delete(Space::Held, &key);
             if now_ms.saturating_sub(record.held_at_ms) > HOLD_FOR_MS {
+                // Given up, and said so: the app can tell that a message
+                // could not be read.
                 return Ok(Some((
                     writes,
                     vec![Event::Rejected {
-                        reason: RejectReason::Undecryptable,
+                        reason: RejectReason::HeldTooLong,
                     }],
                 )));
             }
@@ -462,7 +557,12 @@ impl Engine {
             Some(bytes) => records::decode(&bytes, "invite")?,
             None => return Err(RejectReason::UnknownInvite.into()),
         };
-        if invite.used {
+        // A circle link's secret is for a join request only.
+        if !invite.circle_id.is_empty() {
+            return Err(RejectReason::UnknownInvite.into());
+        }
+        let expired = invite.expires_at_ms != 0 && invite.expires_at_ms <= now_ms;
+        if invite.used || invite.token_revoked || expired {
             return Err(RejectReason::InviteAlreadyUsed.into());
         }
         let mut contact = contact_from_request(request, now_ms)?;

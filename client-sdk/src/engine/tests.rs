@@ -18,15 +18,15 @@ use crate::messages::{Direction, MessageStatus};
 use crate::relay::DeliveredEnvelope;
 use crate::store::{KdfParams, StorageKey};
 
-struct Member {
+pub(super) struct Member {
     _dir: tempfile::TempDir,
-    engine: Engine,
-    rng: StdRng,
+    pub(super) engine: Engine,
+    pub(super) rng: StdRng,
     upload: PrekeyUpload,
     next_seq: u64,
 }
 
-fn member(seed: u64, name: &str) -> Member {
+pub(super) fn member(seed: u64, name: &str) -> Member {
     let dir = tempfile::tempdir().unwrap();
     let params = KdfParams {
         memory_kib: 64,
@@ -65,7 +65,7 @@ impl Member {
         wire::decode_prekey_bundle(&self.upload.signed_bundle, opk.as_deref(), &pq).unwrap()
     }
 
-    fn invite(&mut self) -> Invite {
+    pub(super) fn invite(&mut self) -> Invite {
         let (invite, writes) = self.engine.new_invite(&mut self.rng, 2_000);
         self.engine.store.commit(writes).unwrap();
         invite
@@ -96,7 +96,7 @@ impl Member {
     }
 
     /// Takes the outbox as the relay would, marking everything sent.
-    fn take_outbox(&mut self) -> Vec<(Bytes, Bytes)> {
+    pub(super) fn take_outbox(&mut self) -> Vec<(Bytes, Bytes)> {
         let items = self.engine.outbox().unwrap();
         items
             .into_iter()
@@ -112,7 +112,7 @@ impl Member {
     }
 
     /// Receives envelopes with fresh sequence numbers.
-    fn receive(&mut self, envelopes: &[(Bytes, Bytes)]) -> Vec<Event> {
+    pub(super) fn receive(&mut self, envelopes: &[(Bytes, Bytes)]) -> Vec<Event> {
         let mut events = Vec::new();
         for (header, body) in envelopes {
             let seq = self.next_seq;
@@ -135,20 +135,20 @@ impl Member {
             .unwrap()
         {
             Received::AlreadyProcessed => Vec::new(),
-            Received::Processed { writes, events } => {
+            Received::Processed { writes, events, .. } => {
                 self.engine.store.commit(writes).unwrap();
                 events
             }
         }
     }
 
-    fn id(&self) -> MemberId {
+    pub(super) fn id(&self) -> MemberId {
         self.engine.device.member_id
     }
 }
 
 /// Alice accepts Bob's invite and Bob processes the contact request.
-fn connected() -> (Member, Member) {
+pub(super) fn connected() -> (Member, Member) {
     let (mut alice, mut bob) = (member(1, "Alice"), member(2, "Bob"));
     let invite = bob.invite();
     let bundle = bob.bundle();
@@ -180,7 +180,7 @@ fn texts(events: &[Event]) -> Vec<String> {
         .collect()
 }
 
-fn rejections(events: &[Event]) -> Vec<RejectReason> {
+pub(super) fn rejections(events: &[Event]) -> Vec<RejectReason> {
     events
         .iter()
         .filter_map(|e| match e {

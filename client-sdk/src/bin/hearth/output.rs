@@ -346,6 +346,8 @@ fn reject_name(reason: RejectReason) -> &'static str {
         RejectReason::Unsupported => "unsupported",
         RejectReason::BadSignature => "bad_signature",
         RejectReason::Forged => "forged",
+        RejectReason::TooManyHeld => "too_many_held",
+        RejectReason::HeldTooLong => "held_too_long",
         _ => "other",
     }
 }
