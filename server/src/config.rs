@@ -44,7 +44,7 @@ pub struct Config {
     /// Most concurrent connections (default 20,000); more are refused.
     pub max_connections: usize,
     /// Most concurrent connections from one IPv4 address or IPv6 /64
-    /// (default 64); more are closed at once with "too many connections
+    /// (default 256); more are closed at once with "too many connections
     /// from your address". Raise it for members behind a shared NAT.
     pub max_connections_per_ip: usize,
     /// QUIC keep-alive interval (default 12 s).
@@ -75,7 +75,7 @@ impl Default for Config {
             cert_file: None,
             key_file: None,
             max_connections: 20_000,
-            max_connections_per_ip: 64,
+            max_connections_per_ip: 256,
             keep_alive: Duration::from_secs(12),
             idle_timeout: Duration::from_secs(60),
             udp_buffer_bytes: 8 * 1024 * 1024,
