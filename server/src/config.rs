@@ -43,6 +43,10 @@ pub struct Config {
     pub key_file: Option<PathBuf>,
     /// Most concurrent connections (default 20,000); more are refused.
     pub max_connections: usize,
+    /// Most concurrent connections from one IPv4 address or IPv6 /64
+    /// (default 256); more are closed at once with "too many connections
+    /// from your address". Raise it for members behind a shared NAT.
+    pub max_connections_per_ip: usize,
     /// QUIC keep-alive interval (default 12 s).
     pub keep_alive: Duration,
     /// Idle timeout after which a silent connection is closed (default 60 s).
@@ -71,6 +75,7 @@ impl Default for Config {
             cert_file: None,
             key_file: None,
             max_connections: 20_000,
+            max_connections_per_ip: 256,
             keep_alive: Duration::from_secs(12),
             idle_timeout: Duration::from_secs(60),
             udp_buffer_bytes: 8 * 1024 * 1024,
@@ -195,6 +200,15 @@ impl Config {
         if self.max_connections == 0 {
             return invalid("max_connections", "must be at least 1");
         }
+        if self.max_connections_per_ip == 0 {
+            return invalid("max_connections_per_ip", "must be at least 1");
+        }
+        if core.auth_timeout.is_zero() {
+            return invalid("auth_timeout", "must be longer than zero");
+        }
+        if core.send_records_per_mailbox == 0 {
+            return invalid("limits.send_records_per_mailbox", "must be at least 1");
+        }
         if self.idle_timeout.is_zero() || self.keep_alive >= self.idle_timeout {
             return invalid("keep_alive", "must be shorter than idle_timeout");
         }
@@ -267,6 +281,10 @@ impl Config {
             "CERT_FILE" => self.cert_file = optional(value).map(PathBuf::from),
             "KEY_FILE" => self.key_file = optional(value).map(PathBuf::from),
             "MAX_CONNECTIONS" => self.max_connections = parse(value, "a whole number")?,
+            "MAX_CONNECTIONS_PER_IP" => {
+                self.max_connections_per_ip = parse(value, "a whole number")?;
+            }
+            "AUTH_TIMEOUT" => self.core.auth_timeout = parse_duration(value)?,
             "KEEP_ALIVE" => self.keep_alive = parse_duration(value)?,
             "IDLE_TIMEOUT" => self.idle_timeout = parse_duration(value)?,
             "UDP_BUFFER_BYTES" => self.udp_buffer_bytes = parse(value, "a size in bytes")?,
@@ -302,6 +320,7 @@ fn apply_limit_env(core: &mut CoreConfig, name: &str, value: &str) -> Result<(),
         "DELIVERY_BATCH" => core.delivery_batch = parse(value, COUNT)?,
         "MAX_FRAME_BYTES" => core.max_frame_bytes = parse(value, SIZE)?,
         "SEND_RECORD_TTL" => core.send_record_ttl = parse_duration(value)?,
+        "SEND_RECORDS_PER_MAILBOX" => core.send_records_per_mailbox = parse(value, COUNT)?,
         "MAX_BAD_FRAMES" => core.max_bad_frames = parse(value, COUNT)?,
         _ => {}
     }
@@ -422,6 +441,9 @@ struct FileConfig {
     cert_file: Option<PathBuf>,
     key_file: Option<PathBuf>,
     max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
+    #[serde(default, deserialize_with = "duration")]
+    auth_timeout: Option<Duration>,
     #[serde(default, deserialize_with = "duration")]
     keep_alive: Option<Duration>,
     #[serde(default, deserialize_with = "duration")]
@@ -461,6 +483,7 @@ struct LimitsFile {
     max_frame_bytes: Option<usize>,
     #[serde(default, deserialize_with = "duration")]
     send_record_ttl: Option<Duration>,
+    send_records_per_mailbox: Option<usize>,
     max_bad_frames: Option<u32>,
 }
 
@@ -482,6 +505,8 @@ impl FileConfig {
         set!(config.cert_file, self.cert_file.map(Some));
         set!(config.key_file, self.key_file.map(Some));
         set!(config.max_connections, self.max_connections);
+        set!(config.max_connections_per_ip, self.max_connections_per_ip);
+        set!(config.core.auth_timeout, self.auth_timeout);
         set!(config.keep_alive, self.keep_alive);
         set!(config.idle_timeout, self.idle_timeout);
         set!(config.udp_buffer_bytes, self.udp_buffer_bytes);
@@ -513,6 +538,7 @@ impl LimitsFile {
         set!(core.delivery_batch, self.delivery_batch);
         set!(core.max_frame_bytes, self.max_frame_bytes);
         set!(core.send_record_ttl, self.send_record_ttl);
+        set!(core.send_records_per_mailbox, self.send_records_per_mailbox);
         set!(core.max_bad_frames, self.max_bad_frames);
     }
 }

@@ -17,8 +17,10 @@
 //!    authenticating), drain [`RelayCore::poll_delivery`] for it;
 //! 4. [`RelayCore::handle_disconnect`] when it closes.
 //!
-//! Periodically, [`RelayCore::poll_expired`] yields expired envelopes to
-//! delete.
+//! Periodically, [`RelayCore::poll_expired`] yields expired envelopes and
+//! send records to delete. At [`RelayCore::poll_timeout`] of a connection,
+//! [`RelayCore::handle_timeout`] says whether to close it (a connection that
+//! neither authenticated nor did anything useful in time).
 //!
 //! State changes become visible in two steps: the core reserves them at once
 //! (so quotas and sequence numbers are exact) but delivers an envelope or
@@ -32,6 +34,7 @@ mod prekeys;
 mod rate;
 mod request;
 mod send;
+mod send_records;
 #[cfg(test)]
 mod tests;
 
@@ -48,9 +51,11 @@ pub use outcome::{Commit, DeliveryPlan, Outcome, PrekeyPlan, Reply, Ticket, erro
 use rate::Bucket;
 use request::{Invalid, Request};
 pub use request::{MAX_ACK_SEQS, PROTOCOL_VERSION};
+pub use send_records::BUCKETS_PER_WINDOW;
+use send_records::SendRecords;
 
-use crate::ids::{BodyId, ClientMessageId, ConnId, MailboxId, Millis, PrekeyKind, TokenHash};
-use crate::store::{Batch, MailboxRecord, Mutation, SendRecord, Snapshot};
+use crate::ids::{BodyId, ConnId, MailboxId, Millis, PrekeyKind, TokenHash};
+use crate::store::{Batch, MailboxRecord, Mutation, Snapshot};
 
 /// Domain separation label of the per-connection authentication proof.
 pub const AUTH_LABEL: &[u8] = b"Hearth_v1_Auth";
@@ -89,6 +94,15 @@ pub struct BadFrame {
     pub close: bool,
 }
 
+/// Why the core asks the shell to close a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Close {
+    /// The QUIC application close code (a relay.proto `ErrorCode`).
+    pub code: ErrorCode,
+    /// The close reason sent to the peer.
+    pub reason: &'static str,
+}
+
 /// Counts for logs and benchmarks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CoreStats {
@@ -112,6 +126,8 @@ struct Conn {
     subscriptions: BTreeMap<MailboxId, Subscription>,
     in_flight: usize,
     in_flight_bytes: u64,
+    /// When the connection opened or last made a useful request.
+    useful_at: Millis,
 }
 
 /// Effects that apply once a batch is durable.
@@ -142,7 +158,7 @@ pub struct RelayCore {
     mailboxes: HashMap<MailboxId, Mailbox>,
     body_refs: HashMap<BodyId, u32>,
     next_body: u64,
-    send_records: HashMap<ClientMessageId, SendRecord>,
+    send_records: SendRecords,
     registration_tokens: HashMap<TokenHash, RegistrationToken>,
     registration_uses: HashMap<TokenHash, u32>,
     conns: HashMap<ConnId, Conn>,
@@ -194,17 +210,21 @@ impl RelayCore {
             .max()
             .unwrap_or(0);
         Self {
-            config,
             mailboxes,
             body_refs: snapshot.body_refs.into_iter().collect(),
             next_body,
-            send_records: snapshot.send_records.into_iter().collect(),
+            send_records: SendRecords::new(
+                config.send_records_per_mailbox,
+                Millis::try_from(config.send_record_ttl.as_millis()).unwrap_or(Millis::MAX),
+                snapshot.send_records,
+            ),
             registration_tokens: HashMap::new(),
             registration_uses: snapshot.registration_uses.into_iter().collect(),
             conns: HashMap::new(),
             next_conn: 0,
             next_ticket: 0,
             pending: HashMap::new(),
+            config,
         }
     }
 
@@ -243,6 +263,7 @@ impl RelayCore {
                 subscriptions: BTreeMap::new(),
                 in_flight: 0,
                 in_flight_bytes: 0,
+                useful_at: now,
             },
         );
         id
@@ -261,8 +282,31 @@ impl RelayCore {
         }
     }
 
+    /// When `conn` must be checked with [`RelayCore::handle_timeout`]: the
+    /// end of its time to authenticate or make a useful request. `None` once
+    /// it authenticated as a mailbox owner (or when it is not known).
+    pub fn poll_timeout(&self, conn: ConnId) -> Option<Millis> {
+        let state = self.conns.get(&conn)?;
+        if !state.subscriptions.is_empty() {
+            return None;
+        }
+        let timeout = Millis::try_from(self.config.auth_timeout.as_millis()).unwrap_or(Millis::MAX);
+        Some(state.useful_at.saturating_add(timeout))
+    }
+
+    /// Time passed for `conn`: whether to close it now, because it neither
+    /// authenticated nor made a useful request (a stored send, a prekey
+    /// fetch) for [`CoreConfig::auth_timeout`].
+    pub fn handle_timeout(&self, conn: ConnId, now: Millis) -> Option<Close> {
+        let due = self.poll_timeout(conn)?;
+        (now >= due).then_some(Close {
+            code: ErrorCode::Unauthorized,
+            reason: "not authenticated in time: authenticate or send within the time limit",
+        })
+    }
+
     /// Replaces the known registration tokens (the shell reads them from the
-    /// operator's token folder before each registration).
+    /// operator's token folder when it changed).
     pub fn handle_registration_tokens(&mut self, tokens: Vec<RegistrationToken>) {
         self.registration_tokens = tokens.into_iter().map(|t| (t.hash, t)).collect();
     }
@@ -304,7 +348,7 @@ impl RelayCore {
             Ok(request) => request,
             Err(Invalid { code, message }) => return reply_error(code, message),
         };
-        match request {
+        let outcome = match request {
             Request::GetChallenge => {
                 let challenge = state.challenge.to_vec().into();
                 Outcome::Reply(response(Kind::Challenge(pb::Challenge { challenge })))
@@ -327,7 +371,16 @@ impl RelayCore {
             Request::Publish(publish) => self.handle_publish(conn, publish),
             Request::Fetch { mailbox, token } => self.handle_fetch(mailbox, token, now),
             Request::PrekeyCounts { mailbox } => self.handle_prekey_counts(conn, mailbox),
+        };
+        // A request that changes durable state passed its checks (a send
+        // stored, a prekey fetched, a mailbox registered): the connection
+        // is of use, so its time to authenticate starts again.
+        if matches!(outcome, Outcome::Commit(_))
+            && let Some(state) = self.conns.get_mut(&conn)
+        {
+            state.useful_at = now;
         }
+        outcome
     }
 
     /// The batch of `ticket` is durable: what it stored becomes visible.
@@ -421,6 +474,11 @@ impl RelayCore {
             // A retried registration of the same key: nothing to write.
             return self.subscribe(conn, mailbox, Kind::Registered(pb::Registered {}));
         }
+        // Refuse before anything is written: a registration the connection
+        // can't take leaves no mailbox and spends no token.
+        if !self.has_room_for(conn, mailbox) {
+            return too_many_mailboxes();
+        }
         let mut batch = Batch::default();
         if self.config.registration == RegistrationMode::Token {
             let Some(hash) = token else {
@@ -474,6 +532,15 @@ impl RelayCore {
         self.subscribe(conn, mailbox, Kind::Authenticated(pb::Authenticated {}))
     }
 
+    /// Whether `conn` may own `mailbox` too (it already does, or it is under
+    /// [`MAX_MAILBOXES_PER_CONNECTION`]).
+    fn has_room_for(&self, conn: ConnId, mailbox: MailboxId) -> bool {
+        self.conns.get(&conn).is_some_and(|state| {
+            state.subscriptions.contains_key(&mailbox)
+                || state.subscriptions.len() < MAX_MAILBOXES_PER_CONNECTION
+        })
+    }
+
     /// Marks `conn` as the owner of `mailbox` and starts its deliveries from
     /// the oldest waiting envelope.
     fn subscribe(&mut self, conn: ConnId, mailbox: MailboxId, ok: Kind) -> Outcome {
@@ -482,10 +549,7 @@ impl RelayCore {
         };
         if !state.subscriptions.contains_key(&mailbox) {
             if state.subscriptions.len() >= MAX_MAILBOXES_PER_CONNECTION {
-                return reply_error(
-                    ErrorCode::BadRequest,
-                    "too many mailboxes on one connection",
-                );
+                return too_many_mailboxes();
             }
             state.subscriptions.insert(mailbox, Subscription::default());
             if let Some(m) = self.mailboxes.get_mut(&mailbox) {
@@ -528,6 +592,13 @@ impl RelayCore {
 
 fn reply_error(code: ErrorCode, message: &'static str) -> Outcome {
     Outcome::Reply(error(code, message))
+}
+
+fn too_many_mailboxes() -> Outcome {
+    reply_error(
+        ErrorCode::BadRequest,
+        "too many mailboxes on one connection",
+    )
 }
 
 fn not_owner() -> Outcome {

@@ -1,5 +1,5 @@
-//! `hearth-relay`: runs a Hearth relay, prints its address and issues
-//! registration tokens.
+//! `hearth-relay`: runs a Hearth relay, prints its address and issues,
+//! lists and revokes registration tokens.
 //!
 //! Settings come from defaults, a TOML file (`--config` or `HEARTH_CONFIG`),
 //! `HEARTH_*` environment variables and flags, each overriding the one
@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use hearth_relay::config::{Config, ConfigError};
 use hearth_relay::core::RegistrationMode;
-use hearth_relay::registration;
+use hearth_relay::registration::{self, RegistrationError};
 use hearth_relay::tls::RelayIdentity;
 
 /// jemalloc instead of the system allocator: fjall frees a flushed memtable
@@ -56,6 +56,13 @@ enum Command {
 enum TokenCommand {
     /// Issue a registration token and print it. Works while the relay runs.
     Create(TokenCreateArgs),
+    /// List issued registration tokens: id, creation, expiry, uses allowed
+    /// and label (never the tokens themselves).
+    List(TokenListArgs),
+    /// Revoke a registration token by its id (from `token list`) or the
+    /// token itself. Works while the relay runs: its next registration
+    /// refuses the token.
+    Revoke(TokenRevokeArgs),
 }
 
 /// Where the settings come from.
@@ -112,6 +119,27 @@ struct TokenCreateArgs {
     /// How long the token stays valid, e.g. 7d or 12h [default: forever].
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     expires: Option<Duration>,
+    /// A note of whom the token is for, shown by `token list` (up to 64 characters).
+    #[arg(long, value_name = "TEXT")]
+    label: Option<String>,
+}
+
+/// Flags of `token list`.
+#[derive(Debug, Args)]
+struct TokenListArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+}
+
+/// Flags of `token revoke`.
+#[derive(Debug, Args)]
+struct TokenRevokeArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// The token's id as `token list` shows it (or a longer start of its
+    /// hash), or the token itself.
+    #[arg(value_name = "ID")]
+    id: String,
 }
 
 /// `--registration` values.
@@ -154,6 +182,8 @@ fn main() -> ExitCode {
         Some(Command::Run(args)) => run(&args),
         Some(Command::Address(args)) => address(&args),
         Some(Command::Token(TokenCommand::Create(args))) => create_token(&args),
+        Some(Command::Token(TokenCommand::List(args))) => list_tokens(&args),
+        Some(Command::Token(TokenCommand::Revoke(args))) => revoke_token(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -203,19 +233,18 @@ fn create_token(args: &TokenCreateArgs) -> Result<(), Failure> {
     let config = load_config(&args.source)?;
     config.validate()?;
     init_tracing(&config)?;
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| {
-            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-        });
     let token = registration::create(
         &config.data_dir,
         args.uses,
         args.expires,
-        now_ms,
+        args.label.as_deref(),
+        now_ms(),
         &mut rand::rng(),
     )
-    .map_err(|err| Failure::Runtime(err.to_string()))?;
+    .map_err(|err| match err {
+        RegistrationError::BadLabel => Failure::Usage(err.to_string()),
+        err => Failure::Runtime(err.to_string()),
+    })?;
     if config.core.registration == RegistrationMode::Open {
         eprintln!("note: registration is open on this relay, so nobody needs this token");
     }
@@ -232,6 +261,66 @@ fn create_token(args: &TokenCreateArgs) -> Result<(), Failure> {
     );
     println!("{token}");
     Ok(())
+}
+
+/// `hearth-relay token list`: one line per token on stdout, oldest first.
+fn list_tokens(args: &TokenListArgs) -> Result<(), Failure> {
+    let config = load_config(&args.source)?;
+    config.validate()?;
+    init_tracing(&config)?;
+    let tokens =
+        registration::list(&config.data_dir).map_err(|err| Failure::Runtime(err.to_string()))?;
+    if tokens.is_empty() {
+        eprintln!("no registration tokens");
+        return Ok(());
+    }
+    let now = now_ms();
+    println!(
+        "{:<12}  {:<20}  {:<20}  {:>4}  LABEL",
+        "ID", "CREATED", "EXPIRES", "USES"
+    );
+    for token in tokens {
+        let created = token.created_at.map_or_else(|| "-".to_owned(), timestamp);
+        let expires = match token.expires_at {
+            None => "never".to_owned(),
+            Some(at) if at <= now => format!("expired {}", timestamp(at)),
+            Some(at) => timestamp(at),
+        };
+        let label = token.label.unwrap_or_default();
+        println!(
+            "{:<12}  {created:<20}  {expires:<20}  {:>4}  {label}",
+            token.id, token.uses
+        );
+    }
+    Ok(())
+}
+
+/// `hearth-relay token revoke ID`.
+fn revoke_token(args: &TokenRevokeArgs) -> Result<(), Failure> {
+    let config = load_config(&args.source)?;
+    config.validate()?;
+    init_tracing(&config)?;
+    let id = registration::revoke(&config.data_dir, &args.id).map_err(|err| match err {
+        RegistrationError::Io { .. } => Failure::Runtime(err.to_string()),
+        err => Failure::Usage(err.to_string()),
+    })?;
+    eprintln!("Revoked registration token {id}; it registers no more mailboxes.");
+    Ok(())
+}
+
+/// Milliseconds since the Unix epoch, now.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
+}
+
+/// A UTC time to the second, e.g. `2025-01-31T09:30:00Z`.
+fn timestamp(ms: u64) -> String {
+    let time = UNIX_EPOCH + Duration::from_millis(ms);
+    humantime::format_rfc3339_seconds(time).to_string()
 }
 
 /// Defaults, then the configuration file, then `HEARTH_*` variables, then
@@ -304,5 +393,35 @@ mod tests {
         assert!(
             Cli::try_parse_from(["hearth-relay", "token", "create", "--expires", "x"]).is_err()
         );
+    }
+
+    #[test]
+    fn token_create_takes_a_label_and_list_and_revoke_parse() {
+        let cli =
+            Cli::try_parse_from(["hearth-relay", "token", "create", "--label", "Alex"]).unwrap();
+        let Some(Command::Token(TokenCommand::Create(args))) = cli.command else {
+            panic!()
+        };
+        assert_eq!(args.label.as_deref(), Some("Alex"));
+        let cli = Cli::try_parse_from(["hearth-relay", "token", "list", "--data", "d"]).unwrap();
+        let Some(Command::Token(TokenCommand::List(args))) = cli.command else {
+            panic!()
+        };
+        assert_eq!(args.source.data, Some(PathBuf::from("d")));
+        let cli = Cli::try_parse_from(["hearth-relay", "token", "revoke", "0123456789ab"]).unwrap();
+        let Some(Command::Token(TokenCommand::Revoke(args))) = cli.command else {
+            panic!()
+        };
+        assert_eq!(args.id, "0123456789ab");
+        assert!(
+            Cli::try_parse_from(["hearth-relay", "token", "revoke"]).is_err(),
+            "revoke needs an id"
+        );
+    }
+
+    #[test]
+    fn timestamps_are_utc_to_the_second() {
+        assert_eq!(timestamp(0), "1970-01-01T00:00:00Z");
+        assert_eq!(timestamp(1_700_000_000_999), "2023-11-14T22:13:20Z");
     }
 }

@@ -3,14 +3,18 @@
 //! 3–4). No relay logic lives here: every decision is the core's.
 //!
 //! Tasks and threads:
-//! - the accept loop (`net/connection.rs`) admits connections up to the cap;
-//! - one task per connection registers it with the core and accepts its
-//!   request streams, one task per request (`net/request.rs`);
+//! - the accept loop (`net/connection.rs`) admits connections up to the cap,
+//!   and up to the per-address cap (`net/address_slots.rs`) once their
+//!   handshake is done;
+//! - one task per connection registers it with the core, accepts its
+//!   request streams, one task per request (`net/request.rs`), and closes
+//!   it when the core says it did not authenticate in time;
 //! - one delivery task per connection (`net/delivery.rs`) writes envelopes on
 //!   relay-opened unidirectional streams, taking freshly committed ones from
 //!   the hot cache (`net/hot.rs`) and the rest from the store;
 //! - one thread owns the store's writes and group-commits (`net/writer.rs`);
-//! - one task sweeps expired envelopes every `expiry_sweep`.
+//! - one task sweeps expired envelopes and send records every
+//!   `expiry_sweep`.
 //!
 //! The core lives behind a `std::sync::Mutex`, held only for a core call and
 //! never across an `.await`.
@@ -26,6 +30,7 @@
 //! returns an error (`net/writer.rs` explains why stopping is the only safe
 //! reaction).
 
+mod address_slots;
 mod connection;
 mod delivery;
 mod endpoint;
@@ -36,7 +41,6 @@ mod tests;
 mod writer;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -52,9 +56,11 @@ use tracing::{error, info, warn};
 use crate::config::Config;
 use crate::core::{CoreStats, RegistrationMode, RelayCore};
 use crate::ids::Millis;
+use crate::registration::TokenFolder;
 use crate::store::MailboxStore;
 use crate::store::fjall::FjallStore;
 use crate::tls::RelayIdentity;
+use address_slots::AddressSlots;
 use delivery::Wakers;
 use hot::{HOT_CACHE_BYTES, HotEnvelopes};
 use request::RequestsInFlight;
@@ -76,6 +82,10 @@ const CLOSE_SHUTTING_DOWN: VarInt = close_code(ErrorCode::ShuttingDown);
 const CLOSE_BAD_FRAMES: VarInt = close_code(ErrorCode::BadFrame);
 /// Close code when the relay itself failed.
 const CLOSE_INTERNAL: VarInt = close_code(ErrorCode::Internal);
+/// Close code for a connection over its address's cap.
+const CLOSE_TOO_MANY: VarInt = close_code(ErrorCode::RateLimited);
+/// Close reason for a connection over its address's cap.
+const TOO_MANY_REASON: &[u8] = b"too many connections from your address";
 
 /// How long shutdown waits for requests in flight.
 pub const REQUEST_GRACE: Duration = Duration::from_secs(5);
@@ -103,7 +113,10 @@ struct Shell {
     writer: Writer,
     wakers: Arc<Wakers>,
     requests: RequestsInFlight,
-    data_dir: PathBuf,
+    /// Connections per client address.
+    address_slots: Arc<AddressSlots>,
+    /// The registration token folder, read again only when it changed.
+    token_folder: Arc<Mutex<TokenFolder>>,
     registration: RegistrationMode,
     max_frame_bytes: usize,
     /// Becomes true once the relay stops (shutdown or store failure).
@@ -192,7 +205,8 @@ impl RunningRelay {
             writer,
             wakers,
             requests: RequestsInFlight::default(),
-            data_dir: config.data_dir.clone(),
+            address_slots: AddressSlots::new(config.max_connections_per_ip),
+            token_folder: Arc::new(Mutex::new(TokenFolder::new(&config.data_dir))),
             registration: config.core.registration,
             max_frame_bytes: config.core.max_frame_bytes,
             stopping,
@@ -366,7 +380,7 @@ fn spawn_writer(
 }
 
 /// Every `every`, hands the core's expired envelopes and send records to the
-/// writer for deletion.
+/// writer for deletion, a bounded batch per core call, until none are left.
 async fn sweep_expired(shell: Arc<Shell>, every: Duration) {
     let mut ticks = tokio::time::interval(every.max(MIN_SWEEP));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -375,15 +389,20 @@ async fn sweep_expired(shell: Arc<Shell>, every: Duration) {
             _ = ticks.tick() => {}
             () = shell.stopped() => return,
         }
-        let pending = {
-            let mut core = shell.core();
-            core.poll_expired(now_ms())
-                .map(|commit| shell.writer.enqueue(commit))
-        };
-        if let Some(pending) = pending
-            && let Err(failed) = pending.answer().await
-        {
-            warn!(error = %failed, "expired envelopes were not deleted");
+        loop {
+            let pending = {
+                let mut core = shell.core();
+                core.poll_expired(now_ms())
+                    .map(|commit| shell.writer.enqueue(commit))
+            };
+            let Some(pending) = pending else { break };
+            if let Err(failed) = pending.answer().await {
+                warn!(error = %failed, "expired envelopes were not deleted");
+                break;
+            }
+            if shell.is_stopping() {
+                return;
+            }
         }
     }
 }

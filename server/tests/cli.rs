@@ -62,6 +62,8 @@ fn help_of_every_command_exits_zero() {
         &["address", "--help"],
         &["token", "--help"],
         &["token", "create", "--help"],
+        &["token", "list", "--help"],
+        &["token", "revoke", "--help"],
     ] {
         let output = run(args);
         assert_success(&output);
@@ -164,6 +166,71 @@ fn token_create_prints_a_token_and_stores_only_its_hash() {
 }
 
 #[test]
+fn token_list_shows_ids_and_labels_and_revoke_removes_one_by_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let empty = run(&["token", "list", "--data", data]);
+    assert_success(&empty);
+    assert_eq!(stdout(&empty), "");
+    assert!(
+        stderr(&empty).contains("no registration tokens"),
+        "{}",
+        stderr(&empty)
+    );
+
+    let created = run(&["token", "create", "--data", data, "--label", "Sam (Monday)"]);
+    assert_success(&created);
+    let sam = last_line(&created);
+    let created = run(&[
+        "token",
+        "create",
+        "--data",
+        data,
+        "--uses",
+        "3",
+        "--expires",
+        "2d",
+    ]);
+    assert_success(&created);
+    let group = last_line(&created);
+
+    let listed = run(&["token", "list", "--data", data]);
+    assert_success(&listed);
+    let listing = stdout(&listed);
+    let lines: Vec<&str> = listing.lines().collect();
+    assert_eq!(lines.len(), 3, "a header and two tokens:\n{listing}");
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["ID", "CREATED", "EXPIRES", "USES", "LABEL"]
+    );
+    let sam_line: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(sam_line[0].len(), 12, "{listing}");
+    assert!(sam_line[1].ends_with('Z'), "a UTC creation time: {listing}");
+    assert_eq!(sam_line[2..], ["never", "1", "Sam", "(Monday)"]);
+    let group_line: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!(group_line.len(), 4, "no label: {listing}");
+    assert_eq!(group_line[3], "3");
+    for token in [&sam, &group] {
+        assert!(!listing.contains(&token["hrt_".len()..]), "{listing}");
+    }
+
+    let revoked = run(&["token", "revoke", "--data", data, sam_line[0]]);
+    assert_success(&revoked);
+    assert!(
+        stderr(&revoked).contains(sam_line[0]),
+        "{}",
+        stderr(&revoked)
+    );
+    let listing = stdout(&run(&["token", "list", "--data", data]));
+    assert!(!listing.contains(sam_line[0]), "{listing}");
+    assert!(listing.contains(group_line[0]), "{listing}");
+    // The token itself also names it.
+    assert_success(&run(&["token", "revoke", "--data", data, &group]));
+    let empty = run(&["token", "list", "--data", data]);
+    assert_eq!(stdout(&empty), "");
+}
+
+#[test]
 fn bad_flags_and_bad_config_files_exit_with_code_two_and_say_why() {
     let dir = tempfile::tempdir().unwrap();
     let output = run(&["run", "--no-such-flag"]);
@@ -176,6 +243,15 @@ fn bad_flags_and_bad_config_files_exit_with_code_two_and_say_why() {
 
     let output = run(&["token", "create", "--uses", "0"]);
     assert_eq!(output.status.code(), Some(2));
+    let data = dir.path().to_str().unwrap();
+    let output = run(&["token", "create", "--data", data, "--label", "two\nlines"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("label"), "{}", stderr(&output));
+    for id in ["0123456789ab", "xyz"] {
+        let output = run(&["token", "revoke", "--data", data, id]);
+        assert_eq!(output.status.code(), Some(2), "{id}");
+        assert!(stderr(&output).contains(id), "{}", stderr(&output));
+    }
 
     let unknown_key = dir.path().join("unknown.toml");
     std::fs::write(

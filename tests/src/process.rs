@@ -21,6 +21,10 @@ const LISTENING: &str = "listening on ";
 /// How long a relay process may take to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The per-address connection cap of test relays: every test client
+/// shares 127.0.0.1 (a test may still set its own).
+const UNCAPPED_PER_ADDRESS: &str = "1000000";
+
 /// How long a relay process may take to exit after a signal.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -196,6 +200,10 @@ impl RelayProcess {
             .arg(self.listen.to_string())
             .args(&self.args)
             .env("NO_COLOR", "1")
+            // Every test client connects from 127.0.0.1, and each `hearth`
+            // command's connection may count until the relay's idle
+            // timeout: the per-address cap would be every user's at once.
+            .env("HEARTH_MAX_CONNECTIONS_PER_IP", UNCAPPED_PER_ADDRESS)
             .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -14,12 +14,14 @@ use tempfile::TempDir;
 use crate::within;
 
 /// Settings for a test relay in `data_dir`: loopback on an ephemeral port,
-/// open registration, small UDP buffers, debug-free logs.
+/// open registration, small UDP buffers, debug-free logs, and no
+/// per-address connection cap (every test client shares 127.0.0.1).
 pub fn test_config(data_dir: &Path) -> Config {
     let mut config = Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         data_dir: data_dir.to_path_buf(),
         udp_buffer_bytes: 1024 * 1024,
+        max_connections_per_ip: usize::MAX,
         ..Config::default()
     };
     config.core.registration = RegistrationMode::Open;

@@ -502,18 +502,25 @@ async fn a_full_mailbox_answers_mailbox_full_never_a_silent_drop() {
 /// Runs `hearth-relay ARGS...` to completion and returns its stdout's last
 /// line; panics if it fails.
 fn run_cli(args: &[&str]) -> String {
+    let stdout = run_cli_stdout(args);
+    stdout.lines().last().unwrap_or_default().trim().to_owned()
+}
+
+/// Runs `hearth-relay ARGS...` to completion and returns its whole stdout;
+/// panics if it fails.
+fn run_cli_stdout(args: &[&str]) -> String {
     let output = std::process::Command::new(relay_binary())
         .args(args)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
         "hearth-relay {args:?} failed: {}\n{stdout}\n{}",
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
-    stdout.lines().last().unwrap_or_default().trim().to_owned()
+    stdout
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -550,6 +557,93 @@ async fn a_private_relay_registers_only_with_an_operator_token_and_each_use_coun
         RelayErrorCode::Unauthorized,
     );
     alice.connect(relay.address()).await;
+}
+
+/// The id `hearth-relay token list` shows for `token`.
+fn token_id(token: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))[..12].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_are_listed_and_revoked_from_another_process_while_the_relay_runs() {
+    let dir = temp_dir();
+    let relay = RelayProcess::start_with(dir.path(), &["--registration", "token"], &[]).await;
+    let data = dir.path().to_str().unwrap();
+    let group = run_cli(&[
+        "token",
+        "create",
+        "--data",
+        data,
+        "--uses",
+        "5",
+        "--label",
+        "Tuesday group",
+    ]);
+    let alex = run_cli(&[
+        "token",
+        "create",
+        "--data",
+        data,
+        "--uses",
+        "5",
+        "--expires",
+        "7d",
+        "--label",
+        "Alex",
+    ]);
+    Owner::random()
+        .try_register(relay.address(), Some(&alex))
+        .await
+        .unwrap();
+
+    // The list names each token by id and label, never by the token.
+    let listing = run_cli_stdout(&["token", "list", "--data", data]);
+    let lines: Vec<&str> = listing.lines().collect();
+    assert_eq!(lines.len(), 3, "a header and two tokens:\n{listing}");
+    assert!(lines[0].starts_with("ID"), "{listing}");
+    assert!(lines[1].starts_with(&token_id(&group)) && lines[1].ends_with("Tuesday group"));
+    assert!(lines[2].starts_with(&token_id(&alex)) && lines[2].ends_with("Alex"));
+    for token in [&group, &alex] {
+        let secret = token.strip_prefix("hrt_").unwrap();
+        assert!(
+            !listing.contains(secret),
+            "the list shows a token:\n{listing}"
+        );
+    }
+
+    // Revoked by id from another process: the running relay refuses it at
+    // once, and keeps accepting the other token.
+    run_cli(&["token", "revoke", "--data", data, &token_id(&alex)]);
+    assert_refused(
+        Owner::random()
+            .try_register(relay.address(), Some(&alex))
+            .await,
+        RelayErrorCode::Unauthorized,
+    );
+    Owner::random()
+        .try_register(relay.address(), Some(&group))
+        .await
+        .unwrap();
+    let listing = run_cli_stdout(&["token", "list", "--data", data]);
+    assert!(!listing.contains(&token_id(&alex)), "{listing}");
+    assert!(listing.contains(&token_id(&group)), "{listing}");
+
+    // Revoking what is not there is a usage error that changes nothing.
+    let output = std::process::Command::new(relay_binary())
+        .args(["token", "revoke", "--data", data, &token_id(&alex)])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no registration token has the id"),
+        "{stderr}"
+    );
+    Owner::random()
+        .try_register(relay.address(), Some(&group))
+        .await
+        .unwrap();
 }
 
 /// The forms a secret could take in a log line.

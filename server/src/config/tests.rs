@@ -14,6 +14,7 @@ fn scrambled() -> Config {
         cert_file: Some(PathBuf::from("/etc/hearth/cert.pem")),
         key_file: Some(PathBuf::from("/etc/hearth/key.pem")),
         max_connections: 7,
+        max_connections_per_ip: 3,
         keep_alive: Duration::from_secs(5),
         idle_timeout: Duration::from_secs(30),
         udp_buffer_bytes: 1024,
@@ -43,6 +44,8 @@ fn scrambled() -> Config {
             delivery_batch: 17,
             max_frame_bytes: 2000,
             send_record_ttl: Duration::from_secs(60),
+            send_records_per_mailbox: 19,
+            auth_timeout: Duration::from_secs(4),
             max_bad_frames: 18,
         },
     }
@@ -56,6 +59,8 @@ cert_file = "/etc/hearth/cert.pem"
 key_file = "/etc/hearth/key.pem"
 registration = "open"
 max_connections = 7
+max_connections_per_ip = 3
+auth_timeout = "4s"
 keep_alive = "5s"
 idle_timeout = "30s"
 udp_buffer_bytes = 1024
@@ -81,6 +86,7 @@ delivery_window_bytes = 16
 delivery_batch = 17
 max_frame_bytes = 2000
 send_record_ttl = "1min"
+send_records_per_mailbox = 19
 max_bad_frames = 18
 "#;
 
@@ -92,6 +98,8 @@ const SCRAMBLED_ENV: &[(&str, &str)] = &[
     ("HEARTH_KEY_FILE", "/etc/hearth/key.pem"),
     ("HEARTH_REGISTRATION", "open"),
     ("HEARTH_MAX_CONNECTIONS", "7"),
+    ("HEARTH_MAX_CONNECTIONS_PER_IP", "3"),
+    ("HEARTH_AUTH_TIMEOUT", "4s"),
     ("HEARTH_KEEP_ALIVE", "5s"),
     ("HEARTH_IDLE_TIMEOUT", "30s"),
     ("HEARTH_UDP_BUFFER_BYTES", "1024"),
@@ -115,6 +123,7 @@ const SCRAMBLED_ENV: &[(&str, &str)] = &[
     ("HEARTH_LIMITS_DELIVERY_BATCH", "17"),
     ("HEARTH_LIMITS_MAX_FRAME_BYTES", "2000"),
     ("HEARTH_LIMITS_SEND_RECORD_TTL", "1min"),
+    ("HEARTH_LIMITS_SEND_RECORDS_PER_MAILBOX", "19"),
     ("HEARTH_LIMITS_MAX_BAD_FRAMES", "18"),
 ];
 
@@ -265,6 +274,12 @@ fn inconsistent_settings_are_refused() {
         ),
         ("expiry_sweep = \"0s\"\n", "expiry_sweep"),
         ("max_connections = 0\n", "max_connections"),
+        ("max_connections_per_ip = 0\n", "max_connections_per_ip"),
+        ("auth_timeout = \"0s\"\n", "auth_timeout"),
+        (
+            "[limits]\nsend_records_per_mailbox = 0\n",
+            "limits.send_records_per_mailbox",
+        ),
         (
             "[limits]\nmax_body_bytes = 300000\n",
             "limits.max_body_bytes",

@@ -60,6 +60,14 @@ pub struct CoreConfig {
     pub max_frame_bytes: usize,
     /// How long a send's result is remembered for retries (default 7 days).
     pub send_record_ttl: Duration,
+    /// Most send records counted against one mailbox (default 10,000): past
+    /// it, the mailbox's oldest record is forgotten, and a retry of that send
+    /// stores a copy that the recipient's client drops as a duplicate.
+    pub send_records_per_mailbox: usize,
+    /// How long a connection may stay without authenticating as a mailbox
+    /// owner and without a useful request (a stored send, a prekey fetch)
+    /// before it is closed (default 20 s).
+    pub auth_timeout: Duration,
     /// Malformed frames tolerated on one connection before it is closed
     /// (default 16).
     pub max_bad_frames: u32,
@@ -90,6 +98,8 @@ impl Default for CoreConfig {
             delivery_batch: 64,
             max_frame_bytes: 256 * 1024,
             send_record_ttl: Duration::from_secs(7 * 24 * 3600),
+            send_records_per_mailbox: 10_000,
+            auth_timeout: Duration::from_secs(20),
             max_bad_frames: 16,
         }
     }

@@ -11,6 +11,10 @@ use crate::store::{Batch, EnvelopeMeta, EnvelopeRecord, Mutation, SendRecord};
 
 const STORED: i32 = ErrorCode::Unspecified as i32;
 
+/// Most send records one [`RelayCore::poll_expired`] forgets, so that one
+/// call holds the core briefly; the shell calls again while there is more.
+pub(super) const MAX_EXPIRED_RECORDS: usize = 4096;
+
 fn send_result(results: &[i32]) -> pb::Response {
     let results = results
         .iter()
@@ -59,6 +63,7 @@ impl RelayCore {
             refs: stored,
         });
         let mut pending = Pending::default();
+        let mut stored_in = Vec::with_capacity(stored as usize);
         let expires_at = now.saturating_add(self.config.envelope_ttl.as_millis() as u64);
         for (recipient, _) in send
             .recipients
@@ -90,13 +95,16 @@ impl RelayCore {
                 record,
             });
             pending.envelopes.push((recipient.mailbox, seq));
+            stored_in.push(recipient.mailbox);
         }
         let record_expires = now.saturating_add(self.config.send_record_ttl.as_millis() as u64);
         let record = SendRecord {
             expires_at: record_expires,
             results: results.clone(),
         };
-        self.send_records.insert(send.id, record.clone());
+        for forgotten in self.send_records.insert(send.id, record.clone(), stored_in) {
+            batch.push(Mutation::DeleteSendRecord(forgotten));
+        }
         batch.push(Mutation::PutSendRecord(send.id, record));
         self.commit(batch, pending, Reply::Ready(send_result(&results)))
     }
@@ -172,7 +180,9 @@ impl RelayCore {
         true
     }
 
-    /// Expired envelopes and send records to delete, if any.
+    /// Expired envelopes and send records to delete, if any. Send records
+    /// leave by whole expired buckets, a bounded number (4,096) per
+    /// call: call again until it returns `None`.
     pub fn poll_expired(&mut self, now: Millis) -> Option<super::Commit> {
         let mut batch = Batch::default();
         let expired: Vec<(MailboxId, u64)> = self
@@ -188,14 +198,7 @@ impl RelayCore {
         for (mailbox, seq) in expired {
             self.delete_envelope(mailbox, seq, &mut batch);
         }
-        let old: Vec<_> = self
-            .send_records
-            .iter()
-            .filter(|(_, r)| r.expires_at <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in old {
-            self.send_records.remove(&id);
+        for id in self.send_records.expire(now, MAX_EXPIRED_RECORDS) {
             batch.push(Mutation::DeleteSendRecord(id));
         }
         if batch.is_empty() {

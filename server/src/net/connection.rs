@@ -1,15 +1,22 @@
 //! Connections: the accept loop with its connection cap, and one task per
-//! connection that registers it with the core and accepts its request
-//! streams.
+//! connection that applies the per-address cap, registers it with the core,
+//! accepts its request streams and closes it if it does not authenticate in
+//! time.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use quinn::{Connection, ConnectionError, Endpoint, Incoming};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinError, JoinSet};
+use tokio::time::{Instant, Sleep};
 use tracing::{debug, error, warn};
 
-use super::{CLOSE_INTERNAL, EXPORTER_LABEL, Shell, delivery, now_ms, request};
+use super::{
+    CLOSE_INTERNAL, CLOSE_TOO_MANY, EXPORTER_LABEL, Shell, TOO_MANY_REASON, close_code, delivery,
+    now_ms, request,
+};
 use crate::ids::ConnId;
 
 /// Accepts connections until the endpoint closes, then waits for every
@@ -62,6 +69,12 @@ async fn serve(incoming: Incoming, shell: Arc<Shell>, _slot: OwnedSemaphorePermi
             return;
         }
     };
+    // Counted only now that the handshake proved the address.
+    let Some(_address_slot) = shell.address_slots.try_acquire(remote.ip()) else {
+        debug!("per-address connection cap reached; closing a connection");
+        connection.close(CLOSE_TOO_MANY, TOO_MANY_REASON);
+        return;
+    };
     let Some(exporter) = exporter(&connection) else {
         warn!(%remote, "could not export TLS keying material; closing the connection");
         connection.close(CLOSE_INTERNAL, b"internal error");
@@ -100,8 +113,9 @@ fn exporter(connection: &Connection) -> Option<[u8; 32]> {
 
 /// Serves request streams until the connection closes. Once the relay is
 /// stopping, no new stream is accepted, but the connection stays registered
-/// until it closes, so that requests in flight can finish. Returns why the
-/// connection closed, after every request task of it has finished.
+/// until it closes, so that requests in flight can finish. Closes the
+/// connection when the core says it did not authenticate in time. Returns
+/// why the connection closed, after every request task of it has finished.
 async fn accept_requests(
     shell: &Arc<Shell>,
     conn: ConnId,
@@ -109,8 +123,10 @@ async fn accept_requests(
     wake: &Arc<Notify>,
 ) -> ConnectionError {
     let mut requests = JoinSet::new();
+    let mut auth_check = AuthCheck::new(shell, conn);
     let reason = loop {
         tokio::select! {
+            () = auth_check.due() => auth_check.run(shell, conn, connection),
             accepted = connection.accept_bi() => match accepted {
                 Ok(streams) => {
                     let serve = request::serve(Arc::clone(shell), conn, connection.clone(), Arc::clone(wake), streams);
@@ -126,6 +142,59 @@ async fn accept_requests(
         log_panic(finished);
     }
     reason
+}
+
+/// The timer of a connection's deadline to authenticate (or make a useful
+/// request), as the core sets it.
+struct AuthCheck {
+    timer: Pin<Box<Sleep>>,
+    /// False once the core sets no deadline (the connection authenticated).
+    armed: bool,
+}
+
+impl AuthCheck {
+    fn new(shell: &Shell, conn: ConnId) -> Self {
+        let mut check = Self {
+            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            armed: true,
+        };
+        check.arm(shell, conn);
+        check
+    }
+
+    /// Resolves at the deadline; never while disarmed.
+    async fn due(&mut self) {
+        if self.armed {
+            self.timer.as_mut().await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// At the deadline: closes the connection if the core says so, or
+    /// follows the deadline where useful requests moved it.
+    fn run(&mut self, shell: &Shell, conn: ConnId, connection: &Connection) {
+        let close = shell.core().handle_timeout(conn, now_ms());
+        if let Some(close) = close {
+            debug!(
+                ?conn,
+                "closing a connection that did not authenticate in time"
+            );
+            connection.close(close_code(close.code), close.reason.as_bytes());
+            self.armed = false;
+            return;
+        }
+        self.arm(shell, conn);
+    }
+
+    fn arm(&mut self, shell: &Shell, conn: ConnId) {
+        let deadline = shell.core().poll_timeout(conn);
+        self.armed = deadline.is_some();
+        if let Some(at) = deadline {
+            let wait = Duration::from_millis(at.saturating_sub(now_ms()));
+            self.timer.as_mut().reset(Instant::now() + wait);
+        }
+    }
 }
 
 /// A task that panicked is a bug: log it.

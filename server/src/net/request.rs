@@ -2,8 +2,9 @@
 //! `Request` frame; the relay answers with one `Response` frame and finishes
 //! (DESIGN.md section 3).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use hearth_proto::relay::{self as pb, ErrorCode};
@@ -14,8 +15,9 @@ use tokio::sync::Notify;
 use tracing::{debug, warn};
 
 use super::{CLOSE_BAD_FRAMES, Shell, now_ms};
-use crate::core::{Outcome, RegistrationMode, RegistrationToken, RelayCore, error};
+use crate::core::{Outcome, RegistrationMode, RelayCore, error};
 use crate::ids::ConnId;
+use crate::registration::{Refresh, RegistrationError};
 
 /// Serves one request stream. `wake` is the connection's delivery wake-up.
 pub(super) async fn serve(
@@ -60,26 +62,18 @@ pub(super) async fn serve(
 
 /// Runs a decoded request through the core (and the writer, if it changes
 /// durable state) and returns its answer.
-async fn answer(shell: &Shell, conn: ConnId, request: pb::Request) -> pb::Response {
-    let tokens =
-        if shell.registration == RegistrationMode::Token && RelayCore::is_registration(&request) {
-            match load_registration_tokens(shell).await {
-                Some(tokens) => Some(tokens),
-                None => {
-                    return error(
-                        ErrorCode::Internal,
-                        "the relay could not read its registration tokens",
-                    );
-                }
-            }
-        } else {
-            None
-        };
+async fn answer(shell: &Arc<Shell>, conn: ConnId, request: pb::Request) -> pb::Response {
+    if shell.registration == RegistrationMode::Token
+        && RelayCore::is_registration(&request)
+        && !refresh_registration_tokens(shell).await
+    {
+        return error(
+            ErrorCode::Internal,
+            "the relay could not read its registration tokens",
+        );
+    }
     let pending = {
         let mut core = shell.core();
-        if let Some(tokens) = tokens {
-            core.handle_registration_tokens(tokens);
-        }
         match core.handle_request(conn, request, now_ms()) {
             Outcome::Reply(response) => return response,
             // Queued under the lock: commits reach the store in core order.
@@ -92,21 +86,35 @@ async fn answer(shell: &Shell, conn: ConnId, request: pb::Request) -> pb::Respon
         .unwrap_or_else(|failed| failed.response())
 }
 
-/// Reads the operator's registration tokens afresh (they may have been
-/// issued or revoked since the last registration).
-async fn load_registration_tokens(shell: &Shell) -> Option<Vec<RegistrationToken>> {
-    let data_dir = shell.data_dir.clone();
-    let loaded =
-        tokio::task::spawn_blocking(move || crate::registration::load_all(&data_dir)).await;
-    match loaded {
-        Ok(Ok(tokens)) => Some(tokens),
+/// Brings the core's registration tokens up to date with the operator's
+/// token folder (tokens may have been issued or revoked since the last
+/// registration), reading the folder only if it changed. False if it could
+/// not be read.
+async fn refresh_registration_tokens(shell: &Arc<Shell>) -> bool {
+    let shell = Arc::clone(shell);
+    let refreshed = tokio::task::spawn_blocking(move || {
+        // Held until the core has the tokens, so that a concurrent
+        // registration that finds the folder unchanged sees them too.
+        let mut folder = shell
+            .token_folder
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let refresh = folder.refresh(SystemTime::now())?;
+        if let Refresh::Read(tokens) = refresh {
+            shell.core().handle_registration_tokens(tokens);
+        }
+        Ok::<(), RegistrationError>(())
+    })
+    .await;
+    match refreshed {
+        Ok(Ok(())) => true,
         Ok(Err(failure)) => {
             warn!(error = %failure, "could not read registration tokens");
-            None
+            false
         }
         Err(failure) => {
             warn!(error = %failure, "registration token reader failed");
-            None
+            false
         }
     }
 }

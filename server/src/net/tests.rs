@@ -1,6 +1,8 @@
 //! The shell over real sockets on 127.0.0.1, with a minimal pinning client:
 //! request streams, bad frames, deliveries, durability across a restart,
-//! registration tokens read afresh, the connection cap, graceful shutdown.
+//! registration tokens issued and revoked while running, the connection
+//! caps (total and per address), the deadline to authenticate, graceful
+//! shutdown.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -307,7 +309,7 @@ async fn a_registration_token_issued_while_running_is_accepted() {
     assert!(matches!(refused, Resp::Error(_)), "{refused:?}");
 
     let token =
-        crate::registration::create(dir.path(), 1, None, now_ms(), &mut rand::rng()).unwrap();
+        crate::registration::create(dir.path(), 1, None, None, now_ms(), &mut rand::rng()).unwrap();
     assert!(matches!(
         register(&connection, &key, [1; 32], &token).await,
         Resp::Registered(_)
@@ -348,5 +350,145 @@ async fn connections_beyond_the_cap_are_refused_until_a_slot_frees() {
         request(&admitted, Req::GetChallenge(pb::GetChallenge {})).await,
         Resp::Challenge(_)
     ));
+    relay.shutdown().await.unwrap();
+}
+
+/// How a connection the relay closed was closed (also when the close came
+/// before the handshake finished on this side).
+async fn relay_close(
+    connection: Result<quinn::Connection, quinn::ConnectionError>,
+) -> quinn::ApplicationClose {
+    let reason = match connection {
+        Ok(connection) => tokio::time::timeout(WAIT, connection.closed())
+            .await
+            .expect("the relay closes the connection"),
+        Err(reason) => reason,
+    };
+    match reason {
+        quinn::ConnectionError::ApplicationClosed(close) => close,
+        other => panic!("expected an application close, got {other:?}"),
+    }
+}
+
+/// Whether `connection` answers a challenge request (false if the relay
+/// closed it instead).
+async fn answers_challenge(connection: &quinn::Connection) -> bool {
+    let attempt = async {
+        let (mut send, mut recv) = connection.open_bi().await.ok()?;
+        let request = pb::Request {
+            version: 1,
+            kind: Some(Req::GetChallenge(pb::GetChallenge {})),
+        };
+        send.write_all(&frame::encode_message(&request))
+            .await
+            .ok()?;
+        send.finish().ok()?;
+        let answer = recv.read_to_end(LIMIT).await.ok()?;
+        frame::decode_message::<pb::Response>(&answer, LIMIT).ok()
+    };
+    matches!(
+        tokio::time::timeout(WAIT, attempt).await,
+        Ok(Some(pb::Response {
+            kind: Some(Resp::Challenge(_))
+        }))
+    )
+}
+
+#[tokio::test]
+async fn an_idle_unauthenticated_connection_is_closed_after_the_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path(), RegistrationMode::Open);
+    config.core.auth_timeout = Duration::from_millis(300);
+    let relay = RunningRelay::start(config).await.unwrap();
+    let idle = connect(&relay).await;
+    let owner = connect(&relay).await;
+    let key = SigningKey::from_bytes(&[3; 32]);
+    assert!(matches!(
+        register(&owner, &key, [3; 32], "").await,
+        Resp::Registered(_)
+    ));
+
+    let close = relay_close(Ok(idle)).await;
+    assert_eq!(close.error_code, close_code(ErrorCode::Unauthorized));
+    let reason = String::from_utf8_lossy(&close.reason);
+    assert!(reason.contains("not authenticated in time"), "{reason}");
+
+    // The owner's connection outlives the deadline and still works.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(matches!(
+        request(&owner, Req::GetChallenge(pb::GetChallenge {})).await,
+        Resp::Challenge(_)
+    ));
+    assert_eq!(relay.stats().connections, 1);
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_connection_over_the_per_address_cap_is_refused_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RunningRelay::start(Config {
+        max_connections_per_ip: 2,
+        ..config(dir.path(), RegistrationMode::Open)
+    })
+    .await
+    .unwrap();
+    let first = connect(&relay).await;
+    let second = connect(&relay).await;
+    for connection in [&first, &second] {
+        assert!(matches!(
+            request(connection, Req::GetChallenge(pb::GetChallenge {})).await,
+            Resp::Challenge(_)
+        ));
+    }
+    let third = tokio::time::timeout(WAIT, try_connect(&relay.address(), relay.local_addr()))
+        .await
+        .unwrap();
+    let close = relay_close(third).await;
+    assert_eq!(close.error_code, CLOSE_TOO_MANY);
+    assert_eq!(
+        close.reason.as_ref(),
+        b"too many connections from your address"
+    );
+    // The two under the cap are unaffected.
+    assert!(matches!(
+        request(&second, Req::GetChallenge(pb::GetChallenge {})).await,
+        Resp::Challenge(_)
+    ));
+
+    first.close(VarInt::from_u32(0), b"bye");
+    let mut admitted = None;
+    for _ in 0..50 {
+        let connection = connect(&relay).await;
+        if answers_challenge(&connection).await {
+            admitted = Some(connection);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let admitted = admitted.expect("a slot frees once a connection closes");
+    assert!(matches!(
+        request(&admitted, Req::GetChallenge(pb::GetChallenge {})).await,
+        Resp::Challenge(_)
+    ));
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_registration_token_revoked_while_running_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RunningRelay::start(config(dir.path(), RegistrationMode::Token))
+        .await
+        .unwrap();
+    let connection = connect(&relay).await;
+    let token =
+        crate::registration::create(dir.path(), 5, None, None, now_ms(), &mut rand::rng()).unwrap();
+    let key = SigningKey::from_bytes(&[5; 32]);
+    assert!(matches!(
+        register(&connection, &key, [1; 32], &token).await,
+        Resp::Registered(_)
+    ));
+    crate::registration::revoke(dir.path(), &token).unwrap();
+    let refused = register(&connection, &key, [2; 32], &token).await;
+    assert_eq!(error_code(refused), ErrorCode::Unauthorized);
     relay.shutdown().await.unwrap();
 }
