@@ -208,7 +208,17 @@ async fn a_joiner_welcomed_on_a_losing_branch_is_brought_in_again() {
     assert!(has_text(dee, id, "welcome Dee").await);
     assert!(has_text(fran, id, "welcome Dee").await);
     assert!(!has_text(cy, id, "welcome Dee").await);
-    // Not checked here: Dee and Fran have no pairwise session yet when
-    // Fran's door token changed while Gil welcomed Dee (docs/CIRCLES.md,
-    // "Known limits").
+    // Fran replaced her door token in the same moment Gil welcomed Dee
+    // with her old card; Gil hands Dee the new one and Dee's session chore,
+    // retried with backoff, reaches Fran.
+    within("Dee's session with Fran", async {
+        while !has_text(fran, id, "hello from Dee").await {
+            settle(&group.all()).await;
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    say(fran, id, "hello Dee, from Fran").await;
+    settle(&group.all()).await;
+    assert!(has_text(dee, id, "hello Dee, from Fran").await);
 }

@@ -99,11 +99,11 @@ impl Connections {
 
     /// Closes everything.
     pub(super) async fn close_all(&self) {
-        if let Some(own) = self.own.lock().await.take() {
-            own.close();
-        }
-        for (_, relay) in self.others.lock().await.drain() {
-            relay.close();
+        let own = self.own.lock().await.take();
+        let others: Vec<Arc<RelayClient>> =
+            self.others.lock().await.drain().map(|(_, r)| r).collect();
+        for relay in own.iter().chain(&others) {
+            relay.close_and_flush().await;
         }
     }
 }

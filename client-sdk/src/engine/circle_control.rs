@@ -261,13 +261,14 @@ impl Engine {
     ) -> Result<Vec<Event>, Refusal> {
         let signed =
             SignedRoster::from_bytes(&update.roster).map_err(|_| RejectReason::Malformed)?;
-        if signed.signer() != sender {
-            return Err(RejectReason::UnknownSender.into());
-        }
         let circle = signed.roster().circle_id;
         let Some(record) = self.circle_in(writes, circle)? else {
             return Err(RejectReason::UnknownSender.into());
         };
+        if signed.signer() != sender {
+            // Not their version: at most fresh cards for one we know.
+            return self.refresh_cards(sender, record, &signed, &update.cards, writes);
+        }
         match StoredCircleState::try_from(record.state) {
             Ok(StoredCircleState::Joining) => return Err(Refusal::Hold),
             // After our leave: still watched, in case it lost a fork and
@@ -334,7 +335,15 @@ impl Engine {
         if let Some(card) = &keys.card
             && check_card(card, sender).is_ok()
         {
+            let replaced = record
+                .cards
+                .iter()
+                .any(|c| c.member_id == card.member_id && c.send_token != card.send_token);
             set_card(&mut record.cards, card.clone());
+            if replaced {
+                self.forward_card(writes, &chain, sender, card, rng, now_ms)
+                    .map_err(store_refusal)?;
+            }
         }
         // Their pairwise token replaces the door token we used so far.
         if let Some(mut contact) = self.contact_in(writes, sender)?

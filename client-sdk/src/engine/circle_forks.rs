@@ -39,7 +39,11 @@ const WELCOME_HISTORY_BYTES: usize = 24 * 1024;
 /// Most older versions a welcome carries.
 const WELCOME_HISTORY_VERSIONS: usize = 8;
 
-/// Domain separation of [`Engine::member_set_print`].
+/// How many versions back a newcomer we welcomed still gets the new cards
+/// of other members from us.
+const RECENT_VERSIONS: u64 = 4;
+
+/// Domain separation of [`member_set_print`].
 const MEMBER_SET_LABEL: &[u8] = b"Hearth_v1_SenderKeyMembers";
 
 /// Who gets this device's sender key for `chain`: the head's members but
@@ -137,7 +141,9 @@ impl Engine {
             }
         }
         if !moved {
-            // Kept versions may still change what is pending.
+            // Kept versions may still change what is pending, and a version
+            // we hold may come again with fresher cards.
+            self.take_cards(&mut record, chain.head_roster(), cards);
             record.chain = chain.to_bytes();
             self.put_circle(writes, &record);
             return Ok(Vec::new());
@@ -211,7 +217,16 @@ impl Engine {
             .map(RosterMember::member_id)
             .filter(|m| *m != me && !welcomed.contains(m))
             .collect();
-        self.publish_roster(writes, &signed, recipients, rng, now_ms)?;
+        let record = self
+            .circle_in(writes, next.circle_id)?
+            .ok_or(Error::UnknownCircle)?;
+        let cards: Vec<pb::MemberCard> = record
+            .cards
+            .iter()
+            .filter(|c| welcomed.iter().any(|m| c.member_id == m.as_bytes()))
+            .cloned()
+            .collect();
+        self.publish_roster(writes, &signed, recipients, cards, rng, now_ms)?;
         for member in welcomed {
             let record = self
                 .circle_in(writes, next.circle_id)?
@@ -228,18 +243,20 @@ impl Engine {
         Ok(())
     }
 
-    /// Queues `signed` as a roster update to each of `recipients`.
+    /// Queues `signed` as a roster update, with `cards` of members it adds,
+    /// to each of `recipients`.
     pub(super) fn publish_roster<R: rand::CryptoRng>(
         &mut self,
         writes: &mut WriteSet,
         signed: &SignedRoster,
         recipients: BTreeSet<MemberId>,
+        cards: Vec<pb::MemberCard>,
         rng: &mut R,
         now_ms: u64,
     ) -> Result<(), Error> {
         let update = pb::CircleRosterUpdate {
             roster: signed.to_bytes(),
-            cards: Vec::new(),
+            cards,
         };
         for member in recipients {
             let kind = pb::content::Kind::CircleRosterUpdate(update.clone());
@@ -279,6 +296,73 @@ impl Engine {
         }
         record.state = StoredCircleState::Active as i32;
         self.absorb_versions(writes, record, versions, &welcome.cards, rng, now_ms)
+    }
+}
+
+impl Engine {
+    /// `member` replaced its door token (`card`): members we welcomed may
+    /// hold the old one from our welcome and have no session with `member`
+    /// yet (the welcome raced a new epoch), so they get the new card. Sent
+    /// as our copy of the head, which they know, with the card.
+    pub(super) fn forward_card<R: rand::CryptoRng>(
+        &mut self,
+        writes: &mut WriteSet,
+        chain: &RosterChain,
+        member: MemberId,
+        card: &pb::MemberCard,
+        rng: &mut R,
+        now_ms: u64,
+    ) -> Result<(), Error> {
+        let me = self.device.member_id;
+        let head_version = chain.head_roster().version;
+        // Only newcomers of the last few versions: everyone else has had
+        // the time to reach `member` already.
+        let welcomed_by_us = |m: &RosterMember| {
+            m.added_in.saturating_add(RECENT_VERSIONS) > head_version
+                && chain
+                    .path()
+                    .any(|v| v.roster().version == m.added_in && v.signer() == me)
+        };
+        let targets: Vec<MemberId> = chain
+            .head_roster()
+            .members
+            .iter()
+            .filter(|m| m.member_id() != me && m.member_id() != member && welcomed_by_us(m))
+            .map(RosterMember::member_id)
+            .collect();
+        let update = pb::CircleRosterUpdate {
+            roster: chain.head().to_bytes(),
+            cards: vec![card.clone()],
+        };
+        for target in targets {
+            if self.contact_in(writes, target)?.is_some() {
+                let kind = pb::content::Kind::CircleRosterUpdate(update.clone());
+                self.queue_control(writes, target, kind, rng, now_ms)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A member sent a roster version it did not sign: only cards for a
+    /// version we already hold, from a member of our head, are taken.
+    pub(super) fn refresh_cards(
+        &mut self,
+        sender: MemberId,
+        mut record: CircleRecord,
+        version: &SignedRoster,
+        cards: &[pb::MemberCard],
+        writes: &mut WriteSet,
+    ) -> Result<Vec<Event>, Refusal> {
+        if record.state != StoredCircleState::Active as i32 {
+            return Ok(Vec::new());
+        }
+        let chain = super::circles::load_chain(&record)?;
+        if chain.get(&version.hash()).is_none() || chain.head_roster().member(sender).is_none() {
+            return Err(RejectReason::UnknownSender.into());
+        }
+        self.take_cards(&mut record, chain.head_roster(), cards);
+        self.put_circle(writes, &record);
+        Ok(Vec::new())
     }
 }
 

@@ -362,7 +362,7 @@ impl Engine {
             .map(RosterMember::member_id)
             .filter(|m| *m != me)
             .collect();
-        self.publish_roster(&mut writes, &signed, recipients, rng, now_ms)?;
+        self.publish_roster(&mut writes, &signed, recipients, Vec::new(), rng, now_ms)?;
         let events = if forged {
             Vec::new()
         } else {

@@ -18,6 +18,8 @@ use super::messages::Delivery;
 use super::pinning::{PinnedRelayVerifier, tls_config};
 use super::{DEFAULT_FRAME_LIMIT, SERVER_NAME};
 
+/// How long [`RelayClient::close_and_flush`] waits for the close to go out.
+const CLOSE_FLUSH: std::time::Duration = std::time::Duration::from_millis(250);
 /// How to connect to a relay. `ConnectOptions::default()` suits apps.
 #[derive(Clone, Debug)]
 pub struct ConnectOptions {
@@ -171,6 +173,15 @@ impl RelayClient {
         self.exchange
             .connection
             .close(quinn::VarInt::from_u32(0), b"client closed");
+    }
+
+    /// Closes the connection and gives the endpoint a moment to put the
+    /// close on the wire, so the relay frees its slot now rather than at
+    /// its idle timeout (a CLI command that exits right after would
+    /// otherwise leave the connection counted against its address).
+    pub async fn close_and_flush(&self) {
+        self.close();
+        let _ = tokio::time::timeout(CLOSE_FLUSH, self._endpoint.wait_idle()).await;
     }
 
     /// The underlying QUIC connection (for tests, e.g. to replay a proof on
