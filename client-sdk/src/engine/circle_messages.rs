@@ -102,6 +102,7 @@ impl Engine {
 
     /// A misbehaving client for tests: posts with a signature that does
     /// not verify (one bit of it flipped), sealed and sent as usual.
+    #[cfg(feature = "test-hooks")]
     pub(crate) fn post_badly_signed<R: rand::CryptoRng>(
         &mut self,
         circle: CircleId,

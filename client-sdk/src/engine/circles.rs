@@ -282,6 +282,7 @@ impl Engine {
 
     /// A misbehaving client for tests: signs `change` although we may not,
     /// and sends it to everyone without applying it here.
+    #[cfg(feature = "test-hooks")]
     pub(crate) fn forge_roster_change<R: rand::CryptoRng>(
         &mut self,
         circle: CircleId,
