@@ -212,9 +212,16 @@ impl Engine {
                 self.add_token_task(writes, &door);
                 CircleRecord {
                     circle_id: circle.as_bytes().to_vec(),
+                    state: StoredCircleState::Joining as i32,
+                    chain: Vec::new(),
+                    cards: Vec::new(),
                     door_token: door.to_vec(),
+                    own_key: Vec::new(),
+                    keys_sent_to: Vec::new(),
                     joined_at_ms: now_ms,
-                    ..Default::default()
+                    invite_name: String::new(),
+                    inviter: Vec::new(),
+                    departed: Vec::new(),
                 }
             }
         };
@@ -432,7 +439,7 @@ impl Engine {
             relay: card.relay.clone(),
             mailbox_id: card.mailbox_id.clone(),
             send_token: request.pair_token.clone(),
-            our_send_token: invite.send_token,
+            our_send_token: invite.send_token.clone(),
             circle_only: true,
             ..Default::default()
         })

@@ -83,7 +83,7 @@ impl Engine {
         let sig = verifying(&self.device.identity.public().sig_key)
             .map_err(|_| Error::Internal("our identity key is invalid"))?;
         let key = SenderKeyState::new(*circle_id_of(record).as_bytes(), epoch, sig, now_ms, rng);
-        record.own_key = key.to_bytes().to_vec();
+        records::replace_secret(&mut record.own_key, &key.to_bytes());
         record.keys_sent_to.clear();
         Ok(key)
     }
@@ -215,9 +215,9 @@ impl Engine {
             .filter(|m| m.member_id() != me)
             .collect();
         // Hand a fresh key to everyone reachable before the message.
-        let had_key = record.own_key.clone();
+        let had_key = zeroize::Zeroizing::new(record.own_key.clone());
         let mut key = self.own_sender_key(&mut record, &chain, rng, now_ms)?;
-        if record.own_key != had_key {
+        if record.own_key != *had_key {
             self.put_circle(&mut writes, &record);
             for member in others.iter().map(|m| m.member_id()) {
                 if self.contact_in(&writes, member)?.is_some() {
@@ -251,7 +251,7 @@ impl Engine {
             message = SenderKeyMessage::from_bytes(&raw)
                 .map_err(|_| Error::Internal("re-reading a circle message failed"))?;
         }
-        record.own_key = key.to_bytes().to_vec();
+        records::replace_secret(&mut record.own_key, &key.to_bytes());
         self.put_circle(&mut writes, &record);
         let inner = SealedInner {
             sender: SenderCertificate::of(self.device.identity.public()),

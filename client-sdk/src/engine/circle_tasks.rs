@@ -26,7 +26,8 @@ impl Engine {
         let task = TaskRecord {
             kind: TaskKind::AddToken as i32,
             token: token.to_vec(),
-            ..Default::default()
+            member_id: Vec::new(),
+            circle_id: Vec::new(),
         };
         self.push_task(writes, &task);
     }
@@ -38,7 +39,8 @@ impl Engine {
         let task = TaskRecord {
             kind: TaskKind::RevokeToken as i32,
             token: token.to_vec(),
-            ..Default::default()
+            member_id: Vec::new(),
+            circle_id: Vec::new(),
         };
         self.push_task(writes, &task);
     }
