@@ -17,12 +17,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use ed25519_dalek::SigningKey;
 use hearth_protocol::address::RelayAddress;
 use hearth_protocol::wire;
-use rand::SeedableRng as _;
 use rand::rngs::StdRng;
 use tokio::sync::Mutex as AsyncMutex;
 
 pub use options::{Backoff, ClientOptions, Clock, SystemClock};
-pub use sync::{SyncReport, TEST_EXIT_BEFORE_ACK_STATUS, TEST_EXIT_BEFORE_ACK_VAR};
+pub use sync::SyncReport;
+#[cfg(feature = "test-hooks")]
+pub use sync::{TEST_EXIT_BEFORE_ACK_STATUS, TEST_EXIT_BEFORE_ACK_VAR};
 
 use crate::contacts::Contact;
 use crate::device::Device;
@@ -398,7 +399,17 @@ async fn blocking<T: Send + 'static>(
         .map_err(|_| Error::Internal("a store task failed"))?
 }
 
+/// The client's random generator, seeded by the operating system.
+#[cfg(not(feature = "test-hooks"))]
+fn new_rng(_options: &ClientOptions) -> StdRng {
+    rand::make_rng()
+}
+
+/// The client's random generator: from [`ClientOptions::rng_seed`] when
+/// set (test hooks), else seeded by the operating system.
+#[cfg(feature = "test-hooks")]
 fn new_rng(options: &ClientOptions) -> StdRng {
+    use rand::SeedableRng as _;
     match options.rng_seed {
         Some(seed) => StdRng::seed_from_u64(seed),
         None => rand::make_rng(),

@@ -234,6 +234,7 @@ pub(crate) fn text(text: &str) -> pb::content::Kind {
 /// For the fuzz target (`fuzz/fuzz_targets/content.rs`): decodes untrusted
 /// bytes and checks that what decodes as shown content encodes again to
 /// the same content. `false` means a bug: validation is not symmetric.
+#[cfg(any(test, feature = "test-hooks"))]
 pub(crate) fn decodes_consistently(bytes: &[u8]) -> bool {
     let Ok(envelope) = decode(bytes) else {
         return true;

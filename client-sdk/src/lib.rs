@@ -85,8 +85,17 @@
 //! [`circles`] module and `docs/CIRCLES.md` explain rosters, epochs and what
 //! the relay learns.
 //!
-//! For crash tests, [`TEST_EXIT_BEFORE_ACK_VAR`] makes a process exit right
-//! after it durably stored a delivery and before it acknowledges it.
+//! ## Test hooks
+//!
+//! The cargo feature `test-hooks` (off by default; no release build
+//! enables it) adds what only tests and fuzz targets may use:
+//! `ClientOptions::rng_seed` (deterministic keys), the crash switch
+//! `TEST_EXIT_BEFORE_ACK_VAR` (`HEARTH_TEST_EXIT_BEFORE_ACK=1` makes a
+//! process exit right after it durably stored a delivery and before it
+//! acknowledges it), the misbehaving-member calls
+//! `Client::send_unauthorized_removal` and `Client::post_with_bad_signature`,
+//! `relay::RelayClient::request_raw` (malformed frames), and the fuzz entry
+//! `circles::feed::fuzz_content_decode`.
 //!
 //! ## The relay client
 //!
@@ -154,10 +163,9 @@ pub use circles::feed::{
     CircleMessage, DueStatus, GatheringView, GoalView, ProgressEntry, gatherings, goals, reactions,
 };
 pub use circles::{Circle, CircleId, CircleMember, CircleState, JoinRefusal, Role};
-pub use client::{
-    Backoff, Client, ClientOptions, Clock, STORE_DIR, SyncReport, SystemClock,
-    TEST_EXIT_BEFORE_ACK_STATUS, TEST_EXIT_BEFORE_ACK_VAR,
-};
+pub use client::{Backoff, Client, ClientOptions, Clock, STORE_DIR, SyncReport, SystemClock};
+#[cfg(feature = "test-hooks")]
+pub use client::{TEST_EXIT_BEFORE_ACK_STATUS, TEST_EXIT_BEFORE_ACK_VAR};
 pub use contacts::Contact;
 pub use content::{
     Cadence, CheckIn, Content, Gathering, GatheringKind, Goal, GoalProgress, Reaction, Resource,

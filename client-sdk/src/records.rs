@@ -6,11 +6,27 @@
 //!
 //! Records hold secrets (keys, send tokens, content), so `Debug` is written
 //! by hand and shows nothing of them.
+//!
+//! **Wiping.** A stored record is read from a [`Zeroizing`] buffer and
+//! encoded into one, but decoding copies its fields into plain `Vec`s. So
+//! every record that holds key material or a send token implements
+//! [`WipeSecrets`], and its `Drop` zeroizes those fields (their whole
+//! allocation, spare capacity included) when the record goes away, however
+//! it was made: decoded, built or cloned. That covers [`DeviceRecord`]
+//! (identity and mailbox key seeds), [`SessionRecord`] (ratchet state),
+//! [`SignedPrekeyRecord`] (prekey private keys), [`CircleRecord`] (our
+//! sender key state, our door token, members' door tokens),
+//! [`SenderKeysRecord`] (members' sender keys), [`InviteRecord`] and
+//! [`TaskRecord`] (send tokens). A secret field that is replaced or emptied
+//! in place goes through [`replace_secret`] or `zeroize()`, never plain
+//! assignment or `clear()`, which would free the old bytes unwiped. (A
+//! `Drop` type cannot be built with `..Default::default()`: such records
+//! list their fields.)
 
 use std::fmt;
 
 use prost::Message;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize as _, Zeroizing};
 
 use crate::store::StoreError;
 
@@ -25,6 +41,40 @@ pub(crate) fn decode<M: Message + Default>(
     what: &'static str,
 ) -> Result<M, StoreError> {
     M::decode(bytes).map_err(|_| StoreError::Corrupt(what))
+}
+
+/// A record that holds key material or send tokens (see the module docs).
+pub(crate) trait WipeSecrets {
+    /// Zeroizes the secret fields, leaving them empty; `Drop` calls it.
+    fn wipe_secrets(&mut self);
+}
+
+/// `Drop` that wipes the record's secrets.
+macro_rules! wipe_on_drop {
+    ($($name:ident),*) => {$(
+        impl Drop for $name {
+            fn drop(&mut self) {
+                self.wipe_secrets();
+            }
+        }
+    )*};
+}
+
+wipe_on_drop!(
+    DeviceRecord,
+    SessionRecord,
+    InviteRecord,
+    CircleRecord,
+    SenderKeysRecord,
+    TaskRecord,
+    SignedPrekeyRecord
+);
+
+/// Sets the secret field `field` to `bytes`, wiping what it held first
+/// (plain assignment would free the old secret without wiping it).
+pub(crate) fn replace_secret(field: &mut Vec<u8>, bytes: &[u8]) {
+    field.zeroize();
+    field.extend_from_slice(bytes);
 }
 
 /// The device: who it is and where its mailbox lives. Written once.
@@ -49,6 +99,13 @@ pub(crate) struct DeviceRecord {
     /// When the device was set up.
     #[prost(uint64, tag = "6")]
     pub(crate) created_at_ms: u64,
+}
+
+impl WipeSecrets for DeviceRecord {
+    fn wipe_secrets(&mut self) {
+        self.identity.zeroize();
+        self.mailbox_key.zeroize();
+    }
 }
 
 /// Counters and progress of the device, rewritten by most operations.
@@ -151,9 +208,8 @@ pub(crate) struct SessionRecord {
     pub(crate) accepted: Option<AcceptedInit>,
 }
 
-impl Drop for SessionRecord {
-    fn drop(&mut self) {
-        use zeroize::Zeroize as _;
+impl WipeSecrets for SessionRecord {
+    fn wipe_secrets(&mut self) {
         self.ratchet.zeroize();
     }
 }
@@ -212,6 +268,12 @@ pub(crate) struct InviteRecord {
     /// used, expired or refused): nobody reaches us with it any more.
     #[prost(bool, tag = "6")]
     pub(crate) token_revoked: bool,
+}
+
+impl WipeSecrets for InviteRecord {
+    fn wipe_secrets(&mut self) {
+        self.send_token.zeroize();
+    }
 }
 
 /// Where a message stands.
@@ -388,6 +450,16 @@ pub(crate) struct CircleRecord {
     pub(crate) own_key_set: Vec<u8>,
 }
 
+impl WipeSecrets for CircleRecord {
+    fn wipe_secrets(&mut self) {
+        self.own_key.zeroize();
+        self.door_token.zeroize();
+        for card in &mut self.cards {
+            card.send_token.zeroize();
+        }
+    }
+}
+
 /// Other members' sender keys in one circle, newest last.
 #[derive(Clone, PartialEq, Message)]
 #[prost(skip_debug)]
@@ -397,9 +469,8 @@ pub(crate) struct SenderKeysRecord {
     pub(crate) keys: Vec<Vec<u8>>,
 }
 
-impl Drop for SenderKeysRecord {
-    fn drop(&mut self) {
-        use zeroize::Zeroize as _;
+impl WipeSecrets for SenderKeysRecord {
+    fn wipe_secrets(&mut self) {
         for key in &mut self.keys {
             key.zeroize();
         }
@@ -466,6 +537,12 @@ pub(crate) struct TaskRecord {
     pub(crate) next_attempt_at_ms: u64,
 }
 
+impl WipeSecrets for TaskRecord {
+    fn wipe_secrets(&mut self) {
+        self.token.zeroize();
+    }
+}
+
 /// A signed prekey's private half and its age.
 #[derive(Clone, PartialEq, Message)]
 #[prost(skip_debug)]
@@ -481,9 +558,8 @@ pub(crate) struct SignedPrekeyRecord {
     pub(crate) retired_at_ms: u64,
 }
 
-impl Drop for SignedPrekeyRecord {
-    fn drop(&mut self) {
-        use zeroize::Zeroize as _;
+impl WipeSecrets for SignedPrekeyRecord {
+    fn wipe_secrets(&mut self) {
         self.key.zeroize();
     }
 }
@@ -533,5 +609,99 @@ mod tests {
             decode::<OutboxRecord>(&[0xff, 0xff], "outbox"),
             Err(StoreError::Corrupt("outbox"))
         ));
+    }
+
+    /// A decoded record with `secret` in its secret fields and `public`
+    /// elsewhere, wiped as its `Drop` wipes it: no secret byte is left in
+    /// the record (nor in what it would encode to), everything else is.
+    fn assert_wipes<M: Message + Default + WipeSecrets>(built: M, secret: u8, public: u8) {
+        let mut record: M = decode(&encode(&built), "record").unwrap();
+        drop(built);
+        let before = encode(&record);
+        assert!(before.contains(&secret) && before.contains(&public));
+        record.wipe_secrets();
+        let after = encode(&record);
+        assert!(!after.contains(&secret), "a secret survived the wipe");
+        assert!(after.contains(&public), "the wipe took more than secrets");
+    }
+
+    #[test]
+    fn decoded_device_records_wipe_identity_and_mailbox_key() {
+        let (s, p) = (0xA5, 0x3C);
+        let device = DeviceRecord {
+            identity: vec![s; 64],
+            mailbox_id: vec![p; 32],
+            mailbox_key: vec![s; 32],
+            relay: "hearth://fp@relay.example:4433".into(),
+            display_name: "Dana".into(),
+            created_at_ms: 1,
+        };
+        assert_wipes(device.clone(), s, p);
+        let mut wiped = device;
+        wiped.wipe_secrets();
+        assert!(wiped.identity.is_empty() && wiped.mailbox_key.is_empty());
+        assert_eq!(wiped.mailbox_id, vec![p; 32]);
+        assert_eq!(wiped.display_name, "Dana");
+    }
+
+    #[test]
+    fn decoded_circle_records_wipe_the_sender_key_and_door_tokens() {
+        let (s, p) = (0xA5, 0x3C);
+        let card = hearth_proto::content::MemberCard {
+            member_id: vec![p; 16],
+            relay: "hearth://fp@relay.example:4433".into(),
+            mailbox_id: vec![p; 32],
+            send_token: vec![s; 32],
+        };
+        let circle = CircleRecord {
+            circle_id: vec![p; 16],
+            state: StoredCircleState::Active as i32,
+            chain: vec![p; 40],
+            cards: vec![card.clone(), card],
+            door_token: vec![s; 32],
+            own_key: vec![s; 120],
+            keys_sent_to: vec![vec![p; 16]],
+            joined_at_ms: 1,
+            invite_name: String::new(),
+            inviter: Vec::new(),
+            departed: Vec::new(),
+            own_key_set: vec![p; 32],
+        };
+        assert_wipes(circle.clone(), s, p);
+        let mut wiped = circle;
+        wiped.wipe_secrets();
+        assert!(wiped.own_key.is_empty() && wiped.door_token.is_empty());
+        assert!(wiped.cards.iter().all(|c| c.send_token.is_empty()));
+        assert_eq!(wiped.cards[0].mailbox_id, vec![p; 32]);
+    }
+
+    #[test]
+    fn decoded_token_records_wipe_their_tokens() {
+        let (s, p) = (0xA5, 0x3C);
+        let invite = InviteRecord {
+            send_token: vec![s; 32],
+            created_at_ms: 1,
+            used: false,
+            circle_id: vec![p; 16],
+            expires_at_ms: 2,
+            token_revoked: false,
+        };
+        assert_wipes(invite, s, p);
+        let task = TaskRecord {
+            kind: TaskKind::RevokeToken as i32,
+            token: vec![s; 32],
+            member_id: vec![p; 16],
+            circle_id: vec![p; 16],
+            attempts: 0,
+            next_attempt_at_ms: 0,
+        };
+        assert_wipes(task, s, p);
+    }
+
+    #[test]
+    fn replacing_a_secret_keeps_only_the_new_value() {
+        let mut field = vec![0xA5; 64];
+        replace_secret(&mut field, b"new state");
+        assert_eq!(field, b"new state");
     }
 }

@@ -147,17 +147,18 @@ pub fn initiate<R: CryptoRng + ?Sized>(
 ) -> Result<Initiated, HandshakeError> {
     let ephemeral = X25519KeyPair::generate(rng);
     let kem_m = Secret::<32>::random(rng);
-    let (init, transcript) = initiate_deterministic(identity, bundle, &ephemeral, kem_m.expose())?;
+    let (init, secrets) = initiator_secrets(identity, bundle, &ephemeral, kem_m.expose())?;
     Ok(Initiated {
+        key: secrets.session_key(),
+        ad: AssociatedData::new(&init.initiator, &bundle.identity),
         init,
-        key: transcript.key.clone(),
-        ad: transcript.ad,
     })
 }
 
 /// [`initiate`] with `EK_A` and the ML-KEM encapsulation randomness `m`
 /// supplied, returning every intermediate value. For test vectors only:
-/// reusing either input is catastrophic.
+/// reusing either input is catastrophic. Only with the `test-hooks` feature.
+#[cfg(any(test, feature = "test-hooks"))]
 #[doc(hidden)]
 pub fn initiate_deterministic(
     identity: &IdentityKeyPair,
@@ -165,6 +166,19 @@ pub fn initiate_deterministic(
     ephemeral: &X25519KeyPair,
     kem_m: &[u8; 32],
 ) -> Result<(SessionInit, HandshakeTranscript), HandshakeError> {
+    let (init, secrets) = initiator_secrets(identity, bundle, ephemeral, kem_m)?;
+    let ad = AssociatedData::new(&init.initiator, &bundle.identity);
+    Ok((init, HandshakeTranscript::new(secrets, ad)))
+}
+
+/// Alice's side of the handshake with `EK_A` and the ML-KEM randomness `m`
+/// given: the first-message fields and the shared secrets.
+fn initiator_secrets(
+    identity: &IdentityKeyPair,
+    bundle: &PreKeyBundle,
+    ephemeral: &X25519KeyPair,
+    kem_m: &[u8; 32],
+) -> Result<(SessionInit, SharedSecrets), HandshakeError> {
     bundle.validate()?;
     let spk = &bundle.signed_prekey.key;
     let mut dh = vec![
@@ -190,8 +204,7 @@ pub fn initiate_deterministic(
         pq_prekey_id: bundle.pq_prekey.id,
         kem_ciphertext: KemCiphertext(ct_bytes),
     };
-    let ad = AssociatedData::new(identity.public(), &bundle.identity);
-    Ok((init, HandshakeTranscript::derive(dh, kem_ss, ad)))
+    Ok((init, SharedSecrets { dh, kem_ss }))
 }
 
 /// Bob's private prekeys named by a first message, looked up by the caller
@@ -258,10 +271,10 @@ pub fn respond(
     }
     let kem_ss = decapsulate(prekeys.pq_prekey, &init.kem_ciphertext);
     let ad = AssociatedData::new(&init.initiator, identity.public());
-    let transcript = HandshakeTranscript::derive(dh, kem_ss, ad);
+    let key = SharedSecrets { dh, kem_ss }.session_key();
     let pq = prekeys.pq_prekey;
     Ok(Accepted {
-        key: transcript.key.clone(),
+        key,
         ad,
         consumed: ConsumedPreKeys {
             one_time_prekey: init.one_time_prekey_id,
@@ -299,8 +312,37 @@ fn decapsulate(pq: &PqPreKey, ct: &KemCiphertext) -> Zeroizing<[u8; 32]> {
     out
 }
 
+/// The secrets both sides compute: the Diffie-Hellman outputs and the
+/// ML-KEM shared secret, zeroized on drop.
+struct SharedSecrets {
+    /// `DH1`, `DH2`, `DH3` and, with a one-time prekey, `DH4`.
+    dh: Vec<Zeroizing<[u8; 32]>>,
+    /// `SS`.
+    kem_ss: Zeroizing<[u8; 32]>,
+}
+
+impl SharedSecrets {
+    /// `32×0xFF ‖ DH1 ‖ DH2 ‖ DH3 [‖ DH4] ‖ SS`.
+    fn ikm(&self) -> Zeroizing<Vec<u8>> {
+        let mut ikm = Zeroizing::new(Vec::with_capacity(32 * (2 + self.dh.len())));
+        ikm.extend_from_slice(&[0xFF; 32]);
+        for output in &self.dh {
+            ikm.extend_from_slice(output.as_ref());
+        }
+        ikm.extend_from_slice(self.kem_ss.as_ref());
+        ikm
+    }
+
+    /// `SK`.
+    fn session_key(&self) -> SessionKey {
+        let sk = hkdf_sha256::<32>(&[0u8; 32], &self.ikm(), HANDSHAKE_INFO);
+        SessionKey::from_bytes(&sk)
+    }
+}
+
 /// Every intermediate value of a handshake, for test vectors. Holds secrets:
-/// zeroized on drop, redacted in `Debug`.
+/// zeroized on drop, redacted in `Debug`. Only with the `test-hooks` feature.
+#[cfg(any(test, feature = "test-hooks"))]
 #[doc(hidden)]
 pub struct HandshakeTranscript {
     /// `DH1`, `DH2`, `DH3` and, with a one-time prekey, `DH4`.
@@ -315,29 +357,23 @@ pub struct HandshakeTranscript {
     pub ad: AssociatedData,
 }
 
+#[cfg(any(test, feature = "test-hooks"))]
 impl HandshakeTranscript {
-    fn derive(
-        dh: Vec<Zeroizing<[u8; 32]>>,
-        kem_ss: Zeroizing<[u8; 32]>,
-        ad: AssociatedData,
-    ) -> Self {
-        let mut ikm = Zeroizing::new(Vec::with_capacity(32 * (2 + dh.len())));
-        ikm.extend_from_slice(&[0xFF; 32]);
-        for output in &dh {
-            ikm.extend_from_slice(output.as_ref());
-        }
-        ikm.extend_from_slice(kem_ss.as_ref());
-        let sk = hkdf_sha256::<32>(&[0u8; 32], &ikm, HANDSHAKE_INFO);
+    fn new(secrets: SharedSecrets, ad: AssociatedData) -> Self {
+        let ikm = secrets.ikm();
+        let key = secrets.session_key();
+        let SharedSecrets { dh, kem_ss } = secrets;
         Self {
             dh,
             kem_ss,
             ikm,
-            key: SessionKey::from_bytes(&sk),
+            key,
             ad,
         }
     }
 }
 
+#[cfg(any(test, feature = "test-hooks"))]
 impl fmt::Debug for HandshakeTranscript {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HandshakeTranscript")

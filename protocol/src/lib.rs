@@ -13,6 +13,11 @@
 //! assert_eq!(payload, b"hello");
 //! assert_eq!(used, buf.len());
 //! ```
+//!
+//! The `test-hooks` feature (off by default; for the test vectors and fuzz
+//! targets, never for a release build) adds deterministic variants that
+//! expose intermediate secrets: `handshake::initiate_deterministic` and
+//! `RatchetSession::encrypt_traced` with their trace types.
 #![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),

@@ -53,7 +53,9 @@ pub use chain::{MESSAGE_KEYS_INFO, RATCHET_INFO};
 pub use header::{Header, HeaderError, RatchetMessage};
 pub use key_source::{FixedRatchetKeys, RatchetKeySource};
 pub use skipped::MAX_SKIPPED_KEYS;
-pub use state::{MessageKeyTrace, RatchetSession};
+#[cfg(any(test, feature = "test-hooks"))]
+pub use state::MessageKeyTrace;
+pub use state::RatchetSession;
 
 /// Most message keys skipped in one chain by one incoming message.
 pub const MAX_SKIP: u32 = 1000;

@@ -3,8 +3,10 @@
 //!
 //! - [`core`]: the deterministic relay state machine (`handle_*` inputs,
 //!   `poll_*` outputs, time passed in);
-//! - [`store`]: the [`store::MailboxStore`] trait and its fjall and in-memory
-//!   implementations;
+//! - [`store`]: the [`store::MailboxStore`] trait and its fjall
+//!   implementation (the in-memory one, `store::memory`, is for tests: the
+//!   crate's own, and others' with the `test-hooks` feature, which no
+//!   release build enables);
 //! - [`net`]: the quinn endpoint and tokio tasks that move bytes between
 //!   clients, the core and the store;
 //! - [`tls`], [`config`], [`registration`]: the relay's identity, settings and

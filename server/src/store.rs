@@ -12,6 +12,7 @@
 //! transaction per [`MailboxStore::commit`].
 
 pub mod fjall;
+#[cfg(any(test, feature = "test-hooks"))]
 pub mod memory;
 
 use bytes::Bytes;

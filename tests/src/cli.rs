@@ -6,7 +6,6 @@ use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use hearth_client::TEST_EXIT_BEFORE_ACK_VAR;
 use serde_json::Value;
 use tokio::process::Command;
 
@@ -63,18 +62,21 @@ impl Device {
         self.home.path()
     }
 
-    /// `hearth --home HOME ARGS...` with a clean environment (plus `envs`).
+    /// `hearth --home HOME ARGS...` with a clean environment (no `HEARTH_*`
+    /// variable of the test's own, such as `HEARTH_PASSPHRASE` or the crash
+    /// switch `HEARTH_TEST_EXIT_BEFORE_ACK`), plus `envs`.
     pub fn command(&self, args: &[&str], envs: &[(&str, &str)]) -> Command {
         let mut command = Command::new(hearth_binary());
+        command.arg("--home").arg(self.home()).args(args);
+        for (name, _) in std::env::vars_os() {
+            if name
+                .to_str()
+                .is_some_and(|name| name.starts_with("HEARTH_"))
+            {
+                command.env_remove(name);
+            }
+        }
         command
-            .arg("--home")
-            .arg(self.home())
-            .args(args)
-            .env_remove("HEARTH_HOME")
-            .env_remove("HEARTH_PASSPHRASE")
-            .env_remove("HEARTH_LOG")
-            .env_remove("HEARTH_REGISTRATION_TOKEN")
-            .env_remove(TEST_EXIT_BEFORE_ACK_VAR)
             .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .kill_on_drop(true);

@@ -314,7 +314,9 @@ fn latest<K: Copy + Eq + Hash, V>(items: impl IntoIterator<Item = (K, u64, V)>) 
 
 /// For the fuzz target `fuzz/fuzz_targets/content.rs`: decodes untrusted
 /// content bytes as a received message is decoded. Returns `false` only on
-/// a bug: content that decodes but does not encode back to itself.
+/// a bug: content that decodes but does not encode back to itself. Only
+/// with the `test-hooks` feature.
+#[cfg(any(test, feature = "test-hooks"))]
 #[doc(hidden)]
 pub fn fuzz_content_decode(bytes: &[u8]) -> bool {
     crate::content::decodes_consistently(bytes)

@@ -175,9 +175,11 @@ impl Client {
             .await
     }
 
-    /// **Tests only**: behaves like a compromised member device that signs
-    /// "remove `member`" without being a facilitator and sends it to the
-    /// circle. Correct members refuse it ([`crate::RejectReason::Forged`]).
+    /// **Tests only** (the `test-hooks` feature): behaves like a
+    /// compromised member device that signs "remove `member`" without being
+    /// a facilitator and sends it to the circle. Correct members refuse it
+    /// ([`crate::RejectReason::Forged`]).
+    #[cfg(feature = "test-hooks")]
     #[doc(hidden)]
     pub async fn send_unauthorized_removal(
         &self,
@@ -234,9 +236,11 @@ impl Client {
         Ok(id)
     }
 
-    /// **Tests only**: behaves like a compromised or buggy member device
-    /// that posts `text` with a signature that does not verify. Correct
-    /// members refuse it ([`crate::RejectReason::BadSignature`]).
+    /// **Tests only** (the `test-hooks` feature): behaves like a
+    /// compromised or buggy member device that posts `text` with a signature
+    /// that does not verify. Correct members refuse it
+    /// ([`crate::RejectReason::BadSignature`]).
+    #[cfg(feature = "test-hooks")]
     #[doc(hidden)]
     pub async fn post_with_bad_signature(
         &self,

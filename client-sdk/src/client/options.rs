@@ -84,8 +84,10 @@ pub struct ClientOptions {
     pub kdf: KdfParams,
     /// The wall clock.
     pub clock: Arc<dyn Clock>,
-    /// Seeds the client's random generator. **Tests only**: `None` (the
-    /// default) seeds it from the operating system.
+    /// Seeds the client's random generator. **Tests only**, and only with
+    /// the `test-hooks` feature: `None` (the default) seeds it from the
+    /// operating system.
+    #[cfg(feature = "test-hooks")]
     pub rng_seed: Option<u64>,
 }
 
@@ -98,6 +100,7 @@ impl Default for ClientOptions {
             maintenance_interval: Duration::from_secs(300),
             kdf: KdfParams::DEFAULT,
             clock: Arc::new(SystemClock),
+            #[cfg(feature = "test-hooks")]
             rng_seed: None,
         }
     }

@@ -234,6 +234,7 @@ impl Client {
         if unblocked {
             self.retry_held().await?;
         }
+        #[cfg(feature = "test-hooks")]
         exit_before_ack_if_asked();
         // A failed acknowledgement only means a redelivery, which is
         // recognised as already processed.
@@ -653,17 +654,22 @@ impl Client {
     }
 }
 
-/// **Crash tests only.** When this environment variable is set to `1`,
-/// the process exits with status [`TEST_EXIT_BEFORE_ACK_STATUS`] right after
-/// it durably stored a delivery and before it acknowledges it: a crash at
-/// the worst moment, on demand. The relay then delivers the envelopes again
-/// and the restarted client must recognise them. Never set it otherwise.
+/// **Crash tests only**, and only with the `test-hooks` feature (a release
+/// build neither has nor reads this variable). When this environment
+/// variable is set to `1`, the process exits with status
+/// [`TEST_EXIT_BEFORE_ACK_STATUS`] right after it durably stored a delivery
+/// and before it acknowledges it: a crash at the worst moment, on demand.
+/// The relay then delivers the envelopes again and the restarted client
+/// must recognise them. Never set it otherwise.
+#[cfg(feature = "test-hooks")]
 pub const TEST_EXIT_BEFORE_ACK_VAR: &str = "HEARTH_TEST_EXIT_BEFORE_ACK";
 
 /// The exit status of a process stopped by [`TEST_EXIT_BEFORE_ACK_VAR`].
+#[cfg(feature = "test-hooks")]
 pub const TEST_EXIT_BEFORE_ACK_STATUS: i32 = 86;
 
 /// The crash-test hook of [`TEST_EXIT_BEFORE_ACK_VAR`].
+#[cfg(feature = "test-hooks")]
 fn exit_before_ack_if_asked() {
     if std::env::var_os(TEST_EXIT_BEFORE_ACK_VAR).is_some_and(|value| value == "1") {
         tracing::warn!("exiting before the acknowledgement ({TEST_EXIT_BEFORE_ACK_VAR} is set)");

@@ -159,7 +159,7 @@ fn expired_circle_links_are_revoked_once_and_personal_links_never_expire() {
             .unwrap()
             .into_iter()
             .filter(|(_, t)| t.kind == TaskKind::RevokeToken as i32)
-            .map(|(_, t)| t.token)
+            .map(|(_, t)| t.token.clone())
             .collect()
     };
     assert!(fran.engine.expire_invites(9_999).unwrap().is_none());

@@ -223,9 +223,17 @@ impl Engine {
                 self.add_token_task(writes, &door);
                 CircleRecord {
                     circle_id: circle.as_bytes().to_vec(),
+                    state: StoredCircleState::Joining as i32,
+                    chain: Vec::new(),
+                    cards: Vec::new(),
                     door_token: door.to_vec(),
+                    own_key: Vec::new(),
+                    keys_sent_to: Vec::new(),
                     joined_at_ms: now_ms,
-                    ..Default::default()
+                    invite_name: String::new(),
+                    inviter: Vec::new(),
+                    departed: Vec::new(),
+                    own_key_set: Vec::new(),
                 }
             }
         };

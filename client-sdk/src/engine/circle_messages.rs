@@ -86,7 +86,7 @@ impl Engine {
         let sig = verifying(&self.device.identity.public().sig_key)
             .map_err(|_| Error::Internal("our identity key is invalid"))?;
         let key = SenderKeyState::new(*circle_id_of(record).as_bytes(), epoch, sig, now_ms, rng);
-        record.own_key = key.to_bytes().to_vec();
+        records::replace_secret(&mut record.own_key, &key.to_bytes());
         record.own_key_set = members;
         record.keys_sent_to.clear();
         Ok(key)
@@ -106,6 +106,7 @@ impl Engine {
 
     /// A misbehaving client for tests: posts with a signature that does
     /// not verify (one bit of it flipped), sealed and sent as usual.
+    #[cfg(feature = "test-hooks")]
     pub(crate) fn post_badly_signed<R: rand::CryptoRng>(
         &mut self,
         circle: CircleId,
@@ -217,9 +218,9 @@ impl Engine {
         let recipients = key_recipients(&chain, me);
         let others: Vec<&RosterMember> = recipients.iter().collect();
         // Hand a fresh key to everyone reachable before the message.
-        let had_key = record.own_key.clone();
+        let had_key = zeroize::Zeroizing::new(record.own_key.clone());
         let mut key = self.own_sender_key(&mut record, &chain, rng, now_ms)?;
-        if record.own_key != had_key {
+        if record.own_key != *had_key {
             self.put_circle(&mut writes, &record);
             for member in others.iter().map(|m| m.member_id()) {
                 if self.contact_in(&writes, member)?.is_some() {
@@ -253,7 +254,7 @@ impl Engine {
             message = SenderKeyMessage::from_bytes(&raw)
                 .map_err(|_| Error::Internal("re-reading a circle message failed"))?;
         }
-        record.own_key = key.to_bytes().to_vec();
+        records::replace_secret(&mut record.own_key, &key.to_bytes());
         self.put_circle(&mut writes, &record);
         let inner = SealedInner {
             sender: SenderCertificate::of(self.device.identity.public()),

@@ -26,7 +26,10 @@ impl Engine {
         let task = TaskRecord {
             kind: TaskKind::AddToken as i32,
             token: token.to_vec(),
-            ..Default::default()
+            member_id: Vec::new(),
+            circle_id: Vec::new(),
+            attempts: 0,
+            next_attempt_at_ms: 0,
         };
         self.push_task(writes, &task);
     }
@@ -38,7 +41,10 @@ impl Engine {
         let task = TaskRecord {
             kind: TaskKind::RevokeToken as i32,
             token: token.to_vec(),
-            ..Default::default()
+            member_id: Vec::new(),
+            circle_id: Vec::new(),
+            attempts: 0,
+            next_attempt_at_ms: 0,
         };
         self.push_task(writes, &task);
     }

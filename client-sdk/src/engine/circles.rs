@@ -21,6 +21,7 @@ use std::collections::BTreeSet;
 
 use hearth_proto::content as pb;
 use hearth_protocol::keys::PreKeyBundle;
+use zeroize::{Zeroize as _, Zeroizing};
 
 use super::receive::Refusal;
 use super::{Engine, circle_forks};
@@ -124,8 +125,13 @@ impl Engine {
             chain: RosterChain::new(signed.clone()).to_bytes(),
             cards: cards.clone(),
             door_token: door.to_vec(),
+            own_key: Vec::new(),
+            keys_sent_to: Vec::new(),
             joined_at_ms: now_ms,
-            ..Default::default()
+            invite_name: String::new(),
+            inviter: Vec::new(),
+            departed: Vec::new(),
+            own_key_set: Vec::new(),
         };
         self.put_circle(&mut writes, &record);
         // Sub-circle members are welcomed over the sessions we share.
@@ -164,9 +170,12 @@ impl Engine {
             return Err(Error::NotAFacilitator);
         }
         let record = InviteRecord {
+            send_token: Vec::new(),
+            created_at_ms: 0,
+            used: false,
             circle_id: circle.as_bytes().to_vec(),
             expires_at_ms,
-            ..Default::default()
+            token_revoked: false,
         };
         let (secret, send_token, writes) = self.stage_invite(record, rng, now_ms);
         let invite = CircleInvite {
@@ -256,11 +265,16 @@ impl Engine {
         let record = CircleRecord {
             circle_id: invite.circle_id.as_bytes().to_vec(),
             state: StoredCircleState::Joining as i32,
+            chain: Vec::new(),
+            cards: Vec::new(),
             door_token: door.to_vec(),
+            own_key: Vec::new(),
+            keys_sent_to: Vec::new(),
             joined_at_ms: now_ms,
             invite_name: invite.circle_name.clone(),
             inviter: invite.member_id.as_bytes().to_vec(),
-            ..Default::default()
+            departed: Vec::new(),
+            own_key_set: Vec::new(),
         };
         self.put_circle(&mut writes, &record);
         self.put_state(&mut writes);
@@ -283,6 +297,7 @@ impl Engine {
 
     /// A misbehaving client for tests: signs `change` although we may not,
     /// and sends it to everyone without applying it here.
+    #[cfg(feature = "test-hooks")]
     pub(crate) fn forge_roster_change<R: rand::CryptoRng>(
         &mut self,
         circle: CircleId,
@@ -403,9 +418,9 @@ impl Engine {
             } else {
                 record.state
             };
-            record.own_key.clear();
+            record.own_key.zeroize();
             record.keys_sent_to.clear();
-            let door = std::mem::take(&mut record.door_token);
+            let door = Zeroizing::new(std::mem::take(&mut record.door_token));
             self.revoke_token_task(writes, &door);
             for member in old.members.iter().map(RosterMember::member_id) {
                 writes.delete(Space::SenderKeys, &self.sender_keys_key(circle, member));
@@ -426,7 +441,7 @@ impl Engine {
         // to the new set at once.
         let set_changed = record.own_key_set != circle_forks::member_set_print(&chain, me);
         if set_changed {
-            record.own_key.clear();
+            record.own_key.zeroize();
             record.keys_sent_to.clear();
         }
         if new.epoch != old.epoch
@@ -436,7 +451,7 @@ impl Engine {
             let mut door = [0u8; SECRET_LEN];
             rng.fill_bytes(&mut door);
             self.add_token_task(writes, &door);
-            let old_door = std::mem::replace(&mut record.door_token, door.to_vec());
+            let old_door = Zeroizing::new(std::mem::replace(&mut record.door_token, door.to_vec()));
             self.revoke_token_task(writes, &old_door);
             if let Some(card) = record
                 .cards
@@ -563,9 +578,11 @@ impl Engine {
         if we_start {
             let task = TaskRecord {
                 kind: TaskKind::OpenSession as i32,
+                token: Vec::new(),
                 member_id: member.as_bytes().to_vec(),
                 circle_id: circle.as_bytes().to_vec(),
-                ..Default::default()
+                attempts: 0,
+                next_attempt_at_ms: 0,
             };
             self.push_task(writes, &task);
         }

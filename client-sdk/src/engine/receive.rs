@@ -532,12 +532,7 @@ impl Engine {
                 // (which carries it) goes out.
                 let mut token = [0u8; 32];
                 rng.fill_bytes(&mut token);
-                let task = records::TaskRecord {
-                    kind: records::TaskKind::AddToken as i32,
-                    token: token.to_vec(),
-                    ..Default::default()
-                };
-                self.push_task(writes, &task);
+                self.add_token_task(writes, &token);
                 contact.our_send_token = token.to_vec();
                 Some(contact)
             }

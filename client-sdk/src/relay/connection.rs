@@ -155,7 +155,8 @@ impl RelayClient {
 
     /// Writes `bytes` verbatim on a new request stream (for testing how the
     /// relay handles malformed frames) and returns its answer, like
-    /// [`RelayClient::request`].
+    /// [`RelayClient::request`]. Only with the `test-hooks` feature.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub async fn request_raw(&self, bytes: &[u8]) -> Result<pb::Response, ClientError> {
         self.exchange.round_trip(bytes).await
     }

@@ -4,10 +4,12 @@ use core::fmt;
 use std::collections::VecDeque;
 
 use rand_core::CryptoRng;
-use zeroize::{ZeroizeOnDrop, Zeroizing};
+use zeroize::ZeroizeOnDrop;
+#[cfg(any(test, feature = "test-hooks"))]
+use zeroize::Zeroizing;
 
 use super::EncryptError;
-use super::chain::{ChainKey, RootKey};
+use super::chain::{ChainKey, MessageKey, RootKey};
 use super::header::{Header, RatchetMessage};
 use super::skipped::SkippedKeys;
 use crate::handshake::{AssociatedData, SessionKey};
@@ -50,7 +52,9 @@ pub struct RatchetSession {
 // wipes itself on drop.
 impl ZeroizeOnDrop for RatchetSession {}
 
-/// The keys behind one encrypted message, for test vectors.
+/// The keys behind one encrypted message, for test vectors. Only with the
+/// `test-hooks` feature.
+#[cfg(any(test, feature = "test-hooks"))]
 #[doc(hidden)]
 pub struct MessageKeyTrace {
     /// `MK`.
@@ -61,6 +65,7 @@ pub struct MessageKeyTrace {
     pub nonce: [u8; 12],
 }
 
+#[cfg(any(test, feature = "test-hooks"))]
 impl fmt::Debug for MessageKeyTrace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("MessageKeyTrace([redacted])")
@@ -134,16 +139,32 @@ impl RatchetSession {
     /// Encrypts an already padded plaintext and advances the sending chain.
     /// Persist the session before the message leaves the device.
     pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<RatchetMessage, EncryptError> {
-        self.encrypt_traced(plaintext).map(|(message, _)| message)
+        self.encrypt_keyed(plaintext).map(|(message, _)| message)
     }
 
     /// [`RatchetSession::encrypt`], also returning the message keys (test
-    /// vectors only).
+    /// vectors only). Only with the `test-hooks` feature.
+    #[cfg(any(test, feature = "test-hooks"))]
     #[doc(hidden)]
     pub fn encrypt_traced(
         &mut self,
         plaintext: &[u8],
     ) -> Result<(RatchetMessage, MessageKeyTrace), EncryptError> {
+        let (message, message_key) = self.encrypt_keyed(plaintext)?;
+        let keys = message_key.expand();
+        let trace = MessageKeyTrace {
+            mk: Zeroizing::new(*message_key.expose()),
+            key: keys.key,
+            nonce: keys.nonce,
+        };
+        Ok((message, trace))
+    }
+
+    /// [`RatchetSession::encrypt`], also returning the message key used.
+    fn encrypt_keyed(
+        &mut self,
+        plaintext: &[u8],
+    ) -> Result<(RatchetMessage, MessageKey), EncryptError> {
         let chain = self
             .sending_chain
             .as_ref()
@@ -160,14 +181,9 @@ impl RatchetSession {
         let message_key = chain.message_key();
         let keys = message_key.expand();
         let ciphertext = keys.seal(&self.aad(&header), plaintext);
-        let trace = MessageKeyTrace {
-            mk: Zeroizing::new(*message_key.expose()),
-            key: keys.key,
-            nonce: keys.nonce,
-        };
         self.sending_chain = Some(chain.next());
         self.ns += 1;
-        Ok((RatchetMessage { header, ciphertext }, trace))
+        Ok((RatchetMessage { header, ciphertext }, message_key))
     }
 
     /// `AD ‖ header`, the AEAD's associated data.

@@ -3,9 +3,10 @@
 //! Every secret is `SHA-256("Hearth_v1 test vectors/" ‖ label)` (a 64-byte
 //! ML-KEM seed is the digests of `label/d` and `label/z`), so the file is the
 //! same on every machine and any value can be traced to its label. The
-//! generator drives the crate's public API (with the `#[doc(hidden)]`
-//! deterministic entry points) and asserts every outcome it records; the
-//! `vectors` test replays the written file independently.
+//! generator drives the crate's public API (with the deterministic entry
+//! points of the `test-hooks` feature, which the crate's dev-dependency on
+//! itself turns on for its tests and examples) and asserts every outcome it
+//! records; the `vectors` test replays the written file independently.
 //!
 //! Shared by the `gen-vectors` example and the `vectors` test, which each
 //! include this file as the module `generate` beside `schema`.

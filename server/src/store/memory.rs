@@ -2,6 +2,9 @@
 //! fjall store, with nothing durable. It also counts commits and bodies so
 //! tests can assert group commit ("one commit for three sends") and shared
 //! bodies ("stored once").
+//!
+//! Compiled for the crate's own tests and, for other crates (the fuzz
+//! targets), only with the `test-hooks` feature: no release build has it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
