@@ -18,29 +18,8 @@ use hearth_relay::core::RegistrationMode;
 
 mod common;
 
+use common::circles::{feed_texts, settle};
 use common::*;
-
-/// Everyone syncs, round after round, until a round changes nothing; what
-/// each saw (without connection changes and send confirmations).
-async fn settle(clients: &[&Client]) -> Vec<Vec<Event>> {
-    let mut all = vec![Vec::new(); clients.len()];
-    for _ in 0..10 {
-        let mut quiet = true;
-        for (client, seen) in clients.iter().zip(all.iter_mut()) {
-            let events: Vec<Event> = sync(client)
-                .await
-                .into_iter()
-                .filter(|e| !matches!(e, Event::ConnectionState(_) | Event::MessageSent { .. }))
-                .collect();
-            quiet &= events.is_empty() && client.queued().await.unwrap() == 0;
-            seen.extend(events);
-        }
-        if quiet {
-            return all;
-        }
-    }
-    panic!("the clients did not settle in 10 rounds");
-}
 
 async fn person(relay: &RelayAddress, byte: u8, name: &str) -> (tempfile::TempDir, Client) {
     let home = tempfile::tempdir().unwrap();
@@ -64,19 +43,6 @@ async fn form(name: &str, facilitator: &Client, joiners: &[&Client]) -> CircleId
         assert_eq!(view.state, CircleState::Active, "{view:?}");
     }
     id
-}
-
-async fn feed_texts(client: &Client, circle: CircleId) -> Vec<(MemberId, String)> {
-    client
-        .feed(circle)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter_map(|m| match m.content {
-            Content::Text(text) => Some((m.sender, text)),
-            _ => None,
-        })
-        .collect()
 }
 
 fn texts(events: &[Event]) -> Vec<(MemberId, String)> {

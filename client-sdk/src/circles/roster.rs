@@ -82,7 +82,7 @@
 //! version too old to attach to what is kept is [`RosterError::Stale`].
 
 mod chain;
-mod fork;
+pub mod fork;
 mod layout;
 
 #[cfg(test)]
