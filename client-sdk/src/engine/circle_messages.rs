@@ -217,32 +217,32 @@ impl Engine {
         // facilitator is making it again).
         let recipients = key_recipients(&chain, me);
         let others: Vec<&RosterMember> = recipients.iter().collect();
-        // Hand a fresh key to everyone reachable before the message.
+        // Hand our key, before the message, to everyone reachable who does
+        // not have it yet: all of them after a fresh key, and newcomers
+        // otherwise.
         let had_key = zeroize::Zeroizing::new(record.own_key.clone());
         let mut key = self.own_sender_key(&mut record, &chain, rng, now_ms)?;
         if record.own_key != *had_key {
             self.put_circle(&mut writes, &record);
-            for member in others.iter().map(|m| m.member_id()) {
-                if self.contact_in(&writes, member)?.is_some() {
-                    let current = self
-                        .circle_in(&writes, circle)?
-                        .ok_or(Error::UnknownCircle)?;
-                    let bytes = self.circle_keys_for(
-                        &mut writes,
-                        current,
-                        &chain,
-                        member,
-                        false,
-                        rng,
-                        now_ms,
-                    )?;
-                    self.queue_bytes(&mut writes, member, &bytes, rng, now_ms)?;
-                }
-            }
-            record = self
-                .circle_in(&writes, circle)?
-                .ok_or(Error::UnknownCircle)?;
         }
+        let lacking: Vec<MemberId> = others
+            .iter()
+            .map(|m| m.member_id())
+            .filter(|m| !record.keys_sent_to.iter().any(|s| s == m.as_bytes()))
+            .collect();
+        for member in lacking {
+            if self.contact_in(&writes, member)?.is_some() {
+                let current = self
+                    .circle_in(&writes, circle)?
+                    .ok_or(Error::UnknownCircle)?;
+                let bytes =
+                    self.circle_keys_for(&mut writes, current, &chain, member, false, rng, now_ms)?;
+                self.queue_bytes(&mut writes, member, &bytes, rng, now_ms)?;
+            }
+        }
+        record = self
+            .circle_in(&writes, circle)?
+            .ok_or(Error::UnknownCircle)?;
         let id = MessageId::random(rng);
         let bytes = content::encode_in_epoch(id, now_ms, roster.epoch, kind);
         let mut message = key.encrypt(&bytes).map_err(|_| Error::MessageTooLong)?;

@@ -444,10 +444,8 @@ impl Engine {
             record.own_key.zeroize();
             record.keys_sent_to.clear();
         }
-        if new.epoch != old.epoch
-            || diff.removed.iter().any(|m| new.member(*m).is_none())
-            || record.door_token.is_empty()
-        {
+        let someone_left = diff.removed.iter().any(|m| new.member(*m).is_none());
+        if new.epoch != old.epoch || someone_left || record.door_token.is_empty() {
             let mut door = [0u8; SECRET_LEN];
             rng.fill_bytes(&mut door);
             self.add_token_task(writes, &door);
@@ -496,10 +494,12 @@ impl Engine {
             .copied()
             .filter(|m| recipients.contains(m))
             .collect();
-        if set_changed || new.epoch != old.epoch {
-            // A fresh sender key (and our new door token) for everyone who
-            // stays, now rather than at our next post: members who reach us
-            // for the first time need the new door.
+        if new.epoch != old.epoch || someone_left {
+            // After a departure, a fresh sender key (and our new door token)
+            // for everyone who stays, now rather than at our next post:
+            // members who reach us for the first time need the new door.
+            // After an addition only newcomers get it now; the others get
+            // the new key with our next post.
             reach.extend(recipients.iter().filter(|m| !diff.added.contains(m)));
         }
         for member in reach {
