@@ -8,7 +8,9 @@
 //! removal lost a fork and is pending
 //! ([`RosterChain::pending_removals`]). Whenever that set changes — a
 //! removal, a newcomer, a switch to another branch with the same epoch
-//! number — the next post starts a fresh key, handed only to the new set.
+//! number — a fresh key is made for the new set: at once after a
+//! departure, and for a newcomer at once while the others get it with the
+//! next post.
 //!
 //! **Lost changes come back.** When a fork makes the head leave a version
 //! this device signed, the device signs what that version changed again as
