@@ -97,7 +97,17 @@ mod tests {
         let them = IdentityKeyPair::from_secrets(&[3; 32], &[4; 32]);
         let mut record = ContactRecord {
             display_name: "Sam".into(),
-            ..Default::default()
+            member_id: Default::default(),
+            ik_sig: Default::default(),
+            ik_dh: Default::default(),
+            ik_dh_signature: Default::default(),
+            relay: Default::default(),
+            mailbox_id: Default::default(),
+            send_token: Default::default(),
+            our_send_token: Default::default(),
+            verified: Default::default(),
+            added_at_ms: Default::default(),
+            circle_only: Default::default(),
         };
         with_identity(&mut record, them.public());
         assert_eq!(identity_of(&record).unwrap(), *them.public());

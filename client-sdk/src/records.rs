@@ -16,7 +16,8 @@
 //! (identity and mailbox key seeds), [`SessionRecord`] (ratchet state),
 //! [`SignedPrekeyRecord`] (prekey private keys), [`CircleRecord`] (our
 //! sender key state, our door token, members' door tokens),
-//! [`SenderKeysRecord`] (members' sender keys), [`InviteRecord`] and
+//! [`SenderKeysRecord`] (members' sender keys), and [`ContactRecord`],
+//! [`OutboxRecord`], [`OutboxRecipient`], [`InviteRecord`] and
 //! [`TaskRecord`] (send tokens). A secret field that is replaced or emptied
 //! in place goes through [`replace_secret`] or `zeroize()`, never plain
 //! assignment or `clear()`, which would free the old bytes unwiped. (A
@@ -61,6 +62,9 @@ macro_rules! wipe_on_drop {
 }
 
 wipe_on_drop!(
+    ContactRecord,
+    OutboxRecord,
+    OutboxRecipient,
     DeviceRecord,
     SessionRecord,
     InviteRecord,
@@ -268,6 +272,28 @@ pub(crate) struct InviteRecord {
     /// used, expired or refused): nobody reaches us with it any more.
     #[prost(bool, tag = "6")]
     pub(crate) token_revoked: bool,
+}
+
+impl WipeSecrets for ContactRecord {
+    fn wipe_secrets(&mut self) {
+        self.send_token.zeroize();
+        self.our_send_token.zeroize();
+    }
+}
+
+impl WipeSecrets for OutboxRecipient {
+    fn wipe_secrets(&mut self) {
+        self.send_token.zeroize();
+    }
+}
+
+impl WipeSecrets for OutboxRecord {
+    fn wipe_secrets(&mut self) {
+        self.send_token.zeroize();
+        for recipient in &mut self.recipients {
+            recipient.wipe_secrets();
+        }
+    }
 }
 
 impl WipeSecrets for InviteRecord {
@@ -599,7 +625,15 @@ mod tests {
             client_message_id: vec![1; 16],
             send_token: b"secret token".to_vec(),
             body: b"ciphertext".to_vec(),
-            ..Default::default()
+            member_id: Default::default(),
+            message_id: Default::default(),
+            relay: Default::default(),
+            mailbox_id: Default::default(),
+            sealed_header: Default::default(),
+            queued_at_ms: Default::default(),
+            failure_reported: Default::default(),
+            recipients: Default::default(),
+            circle_id: Default::default(),
         };
         let bytes = encode(&record);
         let back: OutboxRecord = decode(&bytes, "outbox").unwrap();
@@ -696,6 +730,42 @@ mod tests {
             next_attempt_at_ms: 0,
         };
         assert_wipes(task, s, p);
+        let contact = ContactRecord {
+            member_id: vec![p; 16],
+            ik_sig: vec![p; 32],
+            ik_dh: vec![p; 32],
+            ik_dh_signature: vec![p; 64],
+            display_name: "Ana".into(),
+            relay: "hearth://fp@relay.example:4433".into(),
+            mailbox_id: vec![p; 32],
+            send_token: vec![s; 32],
+            our_send_token: vec![s; 32],
+            verified: false,
+            added_at_ms: 1,
+            circle_only: true,
+        };
+        assert_wipes(contact, s, p);
+        let recipient = OutboxRecipient {
+            member_id: vec![p; 16],
+            mailbox_id: vec![p; 32],
+            send_token: vec![s; 32],
+            sealed_header: vec![p; 80],
+        };
+        let outbox = OutboxRecord {
+            client_message_id: vec![p; 16],
+            member_id: vec![p; 16],
+            message_id: vec![p; 16],
+            relay: "hearth://fp@relay.example:4433".into(),
+            mailbox_id: vec![p; 32],
+            send_token: vec![s; 32],
+            sealed_header: vec![p; 80],
+            body: vec![p; 256],
+            queued_at_ms: 1,
+            failure_reported: false,
+            recipients: vec![recipient],
+            circle_id: Vec::new(),
+        };
+        assert_wipes(outbox, s, p);
     }
 
     #[test]

@@ -416,7 +416,13 @@ impl Engine {
             mailbox_id: card.mailbox_id.clone(),
             send_token,
             circle_only: true,
-            ..Default::default()
+            member_id: Default::default(),
+            ik_sig: Default::default(),
+            ik_dh: Default::default(),
+            ik_dh_signature: Default::default(),
+            our_send_token: Default::default(),
+            verified: Default::default(),
+            added_at_ms: Default::default(),
         };
         Ok(contact)
     }
@@ -449,7 +455,13 @@ impl Engine {
             mailbox_id: card.mailbox_id.clone(),
             send_token: request.pair_token.clone(),
             circle_only: true,
-            ..Default::default()
+            member_id: Default::default(),
+            ik_sig: Default::default(),
+            ik_dh: Default::default(),
+            ik_dh_signature: Default::default(),
+            our_send_token: Default::default(),
+            verified: Default::default(),
+            added_at_ms: Default::default(),
         })
     }
 

@@ -268,7 +268,11 @@ impl Engine {
         for member in &others {
             let id = member.member_id();
             let (relay, mailbox, token) = match self.contact_in(&writes, id)? {
-                Some(contact) => (contact.relay, contact.mailbox_id, contact.send_token),
+                Some(contact) => (
+                    contact.relay.clone(),
+                    contact.mailbox_id.clone(),
+                    contact.send_token.clone(),
+                ),
                 None => match record.cards.iter().find(|c| c.member_id == id.as_bytes()) {
                     Some(card) => (
                         card.relay.clone(),
@@ -307,7 +311,11 @@ impl Engine {
                 queued_at_ms: now_ms,
                 recipients,
                 circle_id: circle.as_bytes().to_vec(),
-                ..Default::default()
+                member_id: Default::default(),
+                mailbox_id: Default::default(),
+                send_token: Default::default(),
+                sealed_header: Default::default(),
+                failure_reported: Default::default(),
             };
             self.push_outbox(&mut writes, &entry);
         }

@@ -133,7 +133,11 @@ impl Engine {
             our_send_token: pair_token.to_vec(),
             added_at_ms: now_ms,
             circle_only: true,
-            ..Default::default()
+            member_id: Default::default(),
+            ik_sig: Default::default(),
+            ik_dh: Default::default(),
+            ik_dh_signature: Default::default(),
+            verified: Default::default(),
         };
         // Staged first, so the keys we send carry the pairwise token: the
         // door token they reach us by changes after every departure.

@@ -254,7 +254,11 @@ impl Engine {
                     our_send_token: pair.to_vec(),
                     added_at_ms: now_ms,
                     circle_only: true,
-                    ..Default::default()
+                    member_id: Default::default(),
+                    ik_sig: Default::default(),
+                    ik_dh: Default::default(),
+                    ik_dh_signature: Default::default(),
+                    verified: Default::default(),
                 };
                 let id = MessageId::random(rng);
                 let bytes = content::encode(id, now_ms, request);

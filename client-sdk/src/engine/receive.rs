@@ -684,6 +684,12 @@ fn contact_from_request(
         mailbox_id: request.mailbox_id.clone(),
         send_token: request.send_token.clone(),
         added_at_ms: now_ms,
-        ..Default::default()
+        member_id: Default::default(),
+        ik_sig: Default::default(),
+        ik_dh: Default::default(),
+        ik_dh_signature: Default::default(),
+        our_send_token: Default::default(),
+        verified: Default::default(),
+        circle_only: Default::default(),
     })
 }

@@ -125,7 +125,12 @@ impl Engine {
             send_token: invite.send_token.to_vec(),
             our_send_token: our_token.to_vec(),
             added_at_ms: now_ms,
-            ..Default::default()
+            member_id: Default::default(),
+            ik_sig: Default::default(),
+            ik_dh: Default::default(),
+            ik_dh_signature: Default::default(),
+            verified: Default::default(),
+            circle_only: Default::default(),
         };
         let request = pb::content::Kind::ContactRequest(pb::ContactRequest {
             invite_secret: invite.secret.to_vec(),
@@ -213,7 +218,8 @@ impl Engine {
             body,
             queued_at_ms: now_ms,
             failure_reported: false,
-            ..Default::default()
+            recipients: Default::default(),
+            circle_id: Default::default(),
         };
         self.push_outbox(writes, &record);
         Ok(())
