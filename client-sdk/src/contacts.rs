@@ -95,20 +95,8 @@ mod tests {
     fn a_record_keeps_the_identity_and_shows_the_safety_number() {
         let me = IdentityKeyPair::from_secrets(&[1; 32], &[2; 32]);
         let them = IdentityKeyPair::from_secrets(&[3; 32], &[4; 32]);
-        let mut record = ContactRecord {
-            display_name: "Sam".into(),
-            member_id: Default::default(),
-            ik_sig: Default::default(),
-            ik_dh: Default::default(),
-            ik_dh_signature: Default::default(),
-            relay: Default::default(),
-            mailbox_id: Default::default(),
-            send_token: Default::default(),
-            our_send_token: Default::default(),
-            verified: Default::default(),
-            added_at_ms: Default::default(),
-            circle_only: Default::default(),
-        };
+        let mut record =
+            ContactRecord::reached_at("Sam".into(), String::new(), Vec::new(), Vec::new());
         with_identity(&mut record, them.public());
         assert_eq!(identity_of(&record).unwrap(), *them.public());
         let contact = Contact::from_record(&record, &me.public().sig_key).unwrap();

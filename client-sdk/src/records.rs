@@ -274,6 +274,32 @@ pub(crate) struct InviteRecord {
     pub(crate) token_revoked: bool,
 }
 
+impl ContactRecord {
+    /// A contact we reach at `mailbox_id` on `relay` with `send_token`;
+    /// identity keys, our token, the time and the flags start empty.
+    pub(crate) fn reached_at(
+        display_name: String,
+        relay: String,
+        mailbox_id: Vec<u8>,
+        send_token: Vec<u8>,
+    ) -> Self {
+        Self {
+            member_id: Vec::new(),
+            ik_sig: Vec::new(),
+            ik_dh: Vec::new(),
+            ik_dh_signature: Vec::new(),
+            display_name,
+            relay,
+            mailbox_id,
+            send_token,
+            our_send_token: Vec::new(),
+            verified: false,
+            added_at_ms: 0,
+            circle_only: false,
+        }
+    }
+}
+
 impl WipeSecrets for ContactRecord {
     fn wipe_secrets(&mut self) {
         self.send_token.zeroize();

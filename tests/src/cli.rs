@@ -64,7 +64,7 @@ impl Device {
 
     /// `hearth --home HOME ARGS...` with a clean environment (no `HEARTH_*`
     /// variable of the test's own, such as `HEARTH_PASSPHRASE` or the crash
-    /// switch `HEARTH_TEST_EXIT_BEFORE_ACK`), plus `envs`.
+    /// switch of the `test-hooks` feature), plus `envs`.
     pub fn command(&self, args: &[&str], envs: &[(&str, &str)]) -> Command {
         let mut command = Command::new(hearth_binary());
         command.arg("--home").arg(self.home()).args(args);

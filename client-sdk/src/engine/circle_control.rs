@@ -410,20 +410,13 @@ impl Engine {
         } else {
             keys.pair_token.clone()
         };
-        let contact = ContactRecord {
-            display_name: entry.display_name.clone(),
-            relay: card.relay.clone(),
-            mailbox_id: card.mailbox_id.clone(),
+        let mut contact = ContactRecord::reached_at(
+            entry.display_name.clone(),
+            card.relay.clone(),
+            card.mailbox_id.clone(),
             send_token,
-            circle_only: true,
-            member_id: Default::default(),
-            ik_sig: Default::default(),
-            ik_dh: Default::default(),
-            ik_dh_signature: Default::default(),
-            our_send_token: Default::default(),
-            verified: Default::default(),
-            added_at_ms: Default::default(),
-        };
+        );
+        contact.circle_only = true;
         Ok(contact)
     }
 
@@ -449,20 +442,14 @@ impl Engine {
         }
         // No token of ours yet: one is drawn only if the join is accepted
         // (the link's own token is revoked either way).
-        Ok(ContactRecord {
-            display_name: request.display_name.chars().take(64).collect(),
-            relay: card.relay.clone(),
-            mailbox_id: card.mailbox_id.clone(),
-            send_token: request.pair_token.clone(),
-            circle_only: true,
-            member_id: Default::default(),
-            ik_sig: Default::default(),
-            ik_dh: Default::default(),
-            ik_dh_signature: Default::default(),
-            our_send_token: Default::default(),
-            verified: Default::default(),
-            added_at_ms: Default::default(),
-        })
+        let mut contact = ContactRecord::reached_at(
+            request.display_name.chars().take(64).collect(),
+            card.relay.clone(),
+            card.mailbox_id.clone(),
+            request.pair_token.clone(),
+        );
+        contact.circle_only = true;
+        Ok(contact)
     }
 
     /// A sub-circle's first roster, welcomed by `sender`: every member in

@@ -125,20 +125,15 @@ impl Engine {
         let mut pair_token = [0u8; SECRET_LEN];
         rng.fill_bytes(&mut pair_token);
         self.add_token_task(&mut writes, &pair_token);
-        let mut contact = ContactRecord {
-            display_name: entry.display_name.clone(),
-            relay: card.relay.clone(),
-            mailbox_id: card.mailbox_id.clone(),
-            send_token: card.send_token.clone(),
-            our_send_token: pair_token.to_vec(),
-            added_at_ms: now_ms,
-            circle_only: true,
-            member_id: Default::default(),
-            ik_sig: Default::default(),
-            ik_dh: Default::default(),
-            ik_dh_signature: Default::default(),
-            verified: Default::default(),
-        };
+        let mut contact = ContactRecord::reached_at(
+            entry.display_name.clone(),
+            card.relay.clone(),
+            card.mailbox_id.clone(),
+            card.send_token.clone(),
+        );
+        contact.our_send_token = pair_token.to_vec();
+        contact.added_at_ms = now_ms;
+        contact.circle_only = true;
         // Staged first, so the keys we send carry the pairwise token: the
         // door token they reach us by changes after every departure.
         contacts::with_identity(&mut contact, &bundle.identity);

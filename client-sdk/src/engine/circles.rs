@@ -246,20 +246,15 @@ impl Engine {
                 if MemberId::of(&bundle.identity.sig_key) != invite.member_id {
                     return Err(Error::InviteKeysMismatch);
                 }
-                let contact = ContactRecord {
-                    display_name: invite.display_name.clone(),
-                    relay: invite.relay.to_string(),
-                    mailbox_id: invite.mailbox_id.to_vec(),
-                    send_token: invite.send_token.to_vec(),
-                    our_send_token: pair.to_vec(),
-                    added_at_ms: now_ms,
-                    circle_only: true,
-                    member_id: Default::default(),
-                    ik_sig: Default::default(),
-                    ik_dh: Default::default(),
-                    ik_dh_signature: Default::default(),
-                    verified: Default::default(),
-                };
+                let mut contact = ContactRecord::reached_at(
+                    invite.display_name.clone(),
+                    invite.relay.to_string(),
+                    invite.mailbox_id.to_vec(),
+                    invite.send_token.to_vec(),
+                );
+                contact.our_send_token = pair.to_vec();
+                contact.added_at_ms = now_ms;
+                contact.circle_only = true;
                 let id = MessageId::random(rng);
                 let bytes = content::encode(id, now_ms, request);
                 self.start_session(bundle, contact, &bytes, &mut writes, rng, now_ms)?;

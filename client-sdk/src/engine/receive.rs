@@ -678,18 +678,12 @@ fn contact_from_request(
     {
         return Err(RejectReason::Malformed.into());
     }
-    Ok(ContactRecord {
-        display_name: request.display_name.chars().take(MAX_NAME_CHARS).collect(),
-        relay: relay.to_string(),
-        mailbox_id: request.mailbox_id.clone(),
-        send_token: request.send_token.clone(),
-        added_at_ms: now_ms,
-        member_id: Default::default(),
-        ik_sig: Default::default(),
-        ik_dh: Default::default(),
-        ik_dh_signature: Default::default(),
-        our_send_token: Default::default(),
-        verified: Default::default(),
-        circle_only: Default::default(),
-    })
+    let mut contact = ContactRecord::reached_at(
+        request.display_name.chars().take(MAX_NAME_CHARS).collect(),
+        relay.to_string(),
+        request.mailbox_id.clone(),
+        request.send_token.clone(),
+    );
+    contact.added_at_ms = now_ms;
+    Ok(contact)
 }

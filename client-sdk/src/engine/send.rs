@@ -118,20 +118,14 @@ impl Engine {
         if MemberId::of(&bundle.identity.sig_key) != invite.member_id {
             return Err(Error::InviteKeysMismatch);
         }
-        let contact = ContactRecord {
-            display_name: invite.display_name.clone(),
-            relay: invite.relay.to_string(),
-            mailbox_id: invite.mailbox_id.to_vec(),
-            send_token: invite.send_token.to_vec(),
-            our_send_token: our_token.to_vec(),
-            added_at_ms: now_ms,
-            member_id: Default::default(),
-            ik_sig: Default::default(),
-            ik_dh: Default::default(),
-            ik_dh_signature: Default::default(),
-            verified: Default::default(),
-            circle_only: Default::default(),
-        };
+        let mut contact = ContactRecord::reached_at(
+            invite.display_name.clone(),
+            invite.relay.to_string(),
+            invite.mailbox_id.to_vec(),
+            invite.send_token.to_vec(),
+        );
+        contact.our_send_token = our_token.to_vec();
+        contact.added_at_ms = now_ms;
         let request = pb::content::Kind::ContactRequest(pb::ContactRequest {
             invite_secret: invite.secret.to_vec(),
             relay: self.device.relay.to_string(),
