@@ -62,6 +62,11 @@ struct Shared {
     pump: AsyncMutex<()>,
     /// Held while the outbox is being sent.
     flush: AsyncMutex<()>,
+    /// Client message ids sent to a relay by this process, and when the
+    /// process started: an outbox entry sent before, or queued before the
+    /// start (an earlier run may have sent it), is marked as a retry.
+    sent: Mutex<std::collections::HashSet<Vec<u8>>>,
+    started_at_ms: u64,
     member_id: MemberId,
     display_name: String,
     relay: RelayAddress,
@@ -185,6 +190,7 @@ impl Client {
     }
 
     fn assemble(home: PathBuf, engine: Engine, rng: StdRng, options: ClientOptions) -> Self {
+        let started_at_ms = options.clock.now_ms();
         let device = &engine.device;
         let shared = Shared {
             home,
@@ -200,6 +206,8 @@ impl Client {
             events: Events::default(),
             pump: AsyncMutex::new(()),
             flush: AsyncMutex::new(()),
+            sent: Mutex::new(std::collections::HashSet::new()),
+            started_at_ms,
         };
         Self {
             shared: Arc::new(shared),

@@ -20,7 +20,7 @@ mod tests;
 pub use auth::{AUTH_CONTEXT, AUTH_MESSAGE_LEN, EXPORTER_LABEL, auth_message};
 pub use connection::{ConnectOptions, RelayClient};
 pub use error::{ClientError, RelayErrorCode};
-pub use exchange::PROTOCOL_VERSION;
+pub use exchange::{OWN_STREAM_BODY_BYTES, PROTOCOL_VERSION};
 pub use messages::{
     DeliveredEnvelope, Delivery, DeliveryError, FetchedPrekeys, MAILBOX_ID_LEN, OutgoingRecipient,
     OutgoingSend, PrekeyCounts, PrekeyUpload, send_token_hash,

@@ -363,7 +363,11 @@ impl RelayCore {
                 self.handle_authenticate(conn, mailbox, &signature)
             }
             Request::Send(send) => self.handle_send(send, now),
-            Request::Ack { mailbox, seqs } => self.handle_ack(conn, mailbox, &seqs),
+            Request::Ack {
+                mailbox,
+                through,
+                seqs,
+            } => self.handle_ack(conn, mailbox, through, &seqs),
             Request::AddSendToken { mailbox, hash } => self.handle_add_token(conn, mailbox, hash),
             Request::RevokeSendToken { mailbox, hash } => {
                 self.handle_revoke_token(conn, mailbox, hash)

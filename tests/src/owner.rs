@@ -178,9 +178,10 @@ pub async fn drain_and_ack(
 ) -> Vec<DeliveredEnvelope> {
     let mut envelopes = Vec::new();
     while let Some(delivery) = next_delivery(client, quiet).await {
-        let seqs: Vec<u64> = delivery.envelopes.iter().map(|e| e.seq).collect();
-        if let Err(error) = within("ack", client.ack(mailbox_id, &seqs)).await {
-            panic!("acknowledging {} envelopes failed: {error}", seqs.len());
+        if let Some(last) = delivery.envelopes.last()
+            && let Err(error) = client.ack_through(mailbox_id, last.seq)
+        {
+            panic!("acknowledging through {} failed: {error}", last.seq);
         }
         envelopes.extend(delivery.envelopes);
     }

@@ -70,10 +70,8 @@ async fn envelope_for_an_offline_mailbox_survives_a_restart_and_ack_deletes_it()
         sent,
         "bob gets every envelope, in order"
     );
-    let deleted = within("ack", client.ack(bob.mailbox_id, &seqs(&delivered)))
-        .await
-        .unwrap();
-    assert_eq!(deleted, 3);
+    client.ack(bob.mailbox_id, &seqs(&delivered)).unwrap();
+    within("flush", client.flush()).await.unwrap();
     drop(client);
 
     relay.restart().await;
@@ -124,10 +122,11 @@ async fn unacknowledged_envelopes_come_back_after_reconnect_in_fifo_order() {
         "unacknowledged envelopes are redelivered in order"
     );
     assert_eq!(seqs(&redelivered), seqs(&delivered));
-    let acked = within("ack", second.ack(bob.mailbox_id, &seqs(&redelivered)[..50]))
-        .await
+    // Cumulative: everything delivered on this connection up to the 50th.
+    second
+        .ack_through(bob.mailbox_id, seqs(&redelivered)[49])
         .unwrap();
-    assert_eq!(acked, 50);
+    within("flush", second.flush()).await.unwrap();
     second.close();
     drop(second);
 
@@ -157,6 +156,7 @@ async fn one_send_reaches_thirty_recipients_and_stores_the_body_once() {
         client_message_id: client_message_id(),
         body: body.clone(),
         recipients,
+        retry: false,
     };
     let results = within("send to 30", sender.send(send)).await.unwrap();
     assert_eq!(
@@ -257,6 +257,7 @@ fn proof(owner: &Owner, challenge: &[u8; 32], exporter: &[u8; 32]) -> Bytes {
 async fn challenge_of(client: &RelayClient) -> [u8; 32] {
     let request = pb::Request {
         version: 1,
+        id: 0,
         kind: Some(pb::request::Kind::GetChallenge(pb::GetChallenge {})),
     };
     match within("challenge", client.request(request))
@@ -289,6 +290,7 @@ async fn authenticate_with(
     };
     let request = pb::Request {
         version: 1,
+        id: 0,
         kind: Some(pb::request::Kind::Authenticate(authenticate)),
     };
     within("authenticate", client.request(request)).await
@@ -317,7 +319,7 @@ async fn auth_proof_replayed_on_another_connection_is_unauthorized() {
     );
     // Nothing was authenticated: owner-only requests stay refused.
     assert_refused(
-        within("ack", second.ack(bob.mailbox_id, &[0])).await,
+        within("prekey counts", second.prekey_counts(bob.mailbox_id)).await,
         RelayErrorCode::Unauthorized,
     );
 
@@ -377,6 +379,7 @@ fn unknown_request_frame() -> Vec<u8> {
 /// A well-formed send request whose frame is 300 KiB.
 fn oversize_send_frame(bob: &Owner) -> Vec<u8> {
     let send = pb::Send {
+        retry: false,
         client_message_id: Bytes::copy_from_slice(&client_message_id()),
         body: Bytes::from(vec![7u8; 300 * 1024]),
         recipients: vec![pb::Recipient {
@@ -387,6 +390,7 @@ fn oversize_send_frame(bob: &Owner) -> Vec<u8> {
     };
     let request = pb::Request {
         version: 1,
+        id: 0,
         kind: Some(pb::request::Kind::Send(send)),
     };
     assert!(request.encoded_len() > 256 * 1024);
@@ -452,6 +456,56 @@ async fn malformed_oversize_and_unknown_frames_get_typed_errors_and_serving_goes
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn bad_frames_on_the_control_stream_cost_the_sender_a_request_or_a_stream_never_the_relay() {
+    let relay = TestRelay::start().await;
+    let bob = Owner::random();
+    let bob_client = bob.register(relay.address()).await;
+    let client = connect(relay.address()).await;
+
+    // An intact prefix around a broken message (field 10 holding a broken
+    // nested message): answered BAD_FRAME, and the stream goes on.
+    client.control_raw(&[0x03, 0x52, 0x01, 0xff]);
+    send_ok(&client, &bob, Bytes::from_static(b"after a bad frame")).await;
+
+    // A broken length prefix: the relay stops reading that control stream,
+    // so the request queued behind it fails...
+    client.control_raw(&[0xff; 11]);
+    let lost = within(
+        "counts",
+        client.send_one(
+            client_message_id(),
+            bob.recipient(),
+            Bytes::from_static(b"lost"),
+        ),
+    )
+    .await;
+    assert!(
+        matches!(lost, Err(ClientError::BadResponse(_))),
+        "the request behind a broken frame fails: {lost:?}"
+    );
+    // ...and the next request opens a new control stream on the same
+    // connection.
+    send_ok(
+        &client,
+        &bob,
+        Bytes::from_static(b"on a new control stream"),
+    )
+    .await;
+    // Other clients never noticed.
+    let other = connect(relay.address()).await;
+    send_ok(&other, &bob, Bytes::from_static(b"another client")).await;
+    let delivered = drain(&bob_client, 3, DRAIN).await;
+    assert_eq!(
+        bodies(&delivered),
+        [
+            Bytes::from_static(b"after a bad frame"),
+            Bytes::from_static(b"on a new control stream"),
+            Bytes::from_static(b"another client"),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_full_mailbox_answers_mailbox_full_never_a_silent_drop() {
     let relay = TestRelay::start_with(|config| {
         config.core.mailbox_max_envelopes = 3;
@@ -483,16 +537,15 @@ async fn a_full_mailbox_answers_mailbox_full_never_a_silent_drop() {
     // A two-recipient send: one full (bytes) mailbox, one with room again
     // after acknowledging. Each recipient gets its own verdict.
     let delivered = drain(&counted_client, 3, DRAIN).await;
-    within(
-        "ack",
-        counted_client.ack(counted.mailbox_id, &seqs(&delivered[..1])),
-    )
-    .await
-    .unwrap();
+    counted_client
+        .ack(counted.mailbox_id, &seqs(&delivered[..1]))
+        .unwrap();
+    within("flush", counted_client.flush()).await.unwrap();
     let send = OutgoingSend {
         client_message_id: client_message_id(),
         body: big(),
         recipients: vec![sized.recipient(), counted.recipient()],
+        retry: false,
     };
     let results = within("send", sender.send(send)).await.unwrap();
     assert_eq!(results, [Err(RelayErrorCode::MailboxFull), Ok(())]);
@@ -705,9 +758,7 @@ async fn relay_logs_hold_no_tokens_mailbox_ids_or_content() {
     let bad = within("bad frame", sender.request_raw(&[0x03, 0xff, 0xff, 0xff])).await;
     assert_refused(bad, RelayErrorCode::BadFrame);
     let delivered = drain(&bob_client, 1, DRAIN).await;
-    within("ack", bob_client.ack(bob.mailbox_id, &seqs(&delivered)))
-        .await
-        .unwrap();
+    bob_client.ack(bob.mailbox_id, &seqs(&delivered)).unwrap();
     within(
         "revoke",
         bob_client.revoke_send_token(bob.mailbox_id, &bob.send_token),

@@ -7,15 +7,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
-use hearth_client::{ClientError, OutgoingRecipient, OutgoingSend, RelayAddress, RelayClient};
-use tokio::task::JoinSet;
+use hearth_client::{OutgoingRecipient, OutgoingSend, RelayAddress, RelayClient};
 
 use super::peer::{Durability, Peer, PeerReceiver, PeerSender, Topology};
 use crate::fleet::{EndpointPool, Mailbox, connect};
 use crate::probe::Probe;
-
-/// Ack requests a receiver keeps in flight, as `throughput`'s receivers do.
-const ACKS_IN_FLIGHT: usize = 16;
 
 /// What an acknowledged Hearth send means.
 pub(crate) fn durability() -> Durability {
@@ -93,8 +89,7 @@ impl Peer for HearthPeer {
         Ok(HearthReceiver {
             client: Arc::new(client),
             mailbox_id: owner.id,
-            unacked: Vec::new(),
-            acks: JoinSet::new(),
+            last_delivered: None,
         })
     }
 
@@ -155,6 +150,7 @@ impl PeerSender for HearthSender {
             client_message_id,
             body,
             recipients: self.recipients.clone(),
+            retry: false,
         };
         let results = self.client.send(send).await?;
         if let Some(refused) = results.iter().find_map(|r| r.err()) {
@@ -168,8 +164,8 @@ impl PeerSender for HearthSender {
 pub(crate) struct HearthReceiver {
     client: Arc<RelayClient>,
     mailbox_id: [u8; 32],
-    unacked: Vec<u64>,
-    acks: JoinSet<Result<u32, ClientError>>,
+    /// The last sequence number received, acknowledged cumulatively.
+    last_delivered: Option<u64>,
 }
 
 impl std::fmt::Debug for HearthReceiver {
@@ -183,21 +179,16 @@ impl PeerReceiver for HearthReceiver {
         let Some(delivery) = self.client.next_delivery().await else {
             return Ok(None);
         };
-        self.unacked = delivery.envelopes.iter().map(|e| e.seq).collect();
+        self.last_delivered = delivery.envelopes.last().map(|e| e.seq);
         Ok(Some(
             delivery.envelopes.into_iter().map(|e| e.body).collect(),
         ))
     }
 
     async fn ack(&mut self) -> anyhow::Result<()> {
-        let seqs = std::mem::take(&mut self.unacked);
-        let (client, mailbox) = (Arc::clone(&self.client), self.mailbox_id);
-        self.acks
-            .spawn(async move { client.ack(mailbox, &seqs).await });
-        while self.acks.len() > ACKS_IN_FLIGHT {
-            if let Some(done) = self.acks.join_next().await {
-                done.context("an ack task failed")??;
-            }
+        // Queued and coalesced by the client; the relay does not answer.
+        if let Some(through) = self.last_delivered.take() {
+            self.client.ack_through(self.mailbox_id, through)?;
         }
         Ok(())
     }

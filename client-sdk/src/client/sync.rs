@@ -238,7 +238,13 @@ impl Client {
         exit_before_ack_if_asked();
         // A failed acknowledgement only means a redelivery, which is
         // recognised as already processed.
-        if let Err(error) = relay.ack(self.shared.mailbox_id, &seqs).await {
+        let acked = match seqs.last() {
+            // Delivered in order on this connection: everything up to the
+            // last one is processed.
+            Some(&last) => relay.ack_through(self.shared.mailbox_id, last),
+            None => Ok(()),
+        };
+        if let Err(error) = acked {
             tracing::debug!(%error, "acknowledgement failed; the relay will redeliver");
         }
         Ok(())
@@ -333,6 +339,23 @@ impl Client {
         Ok(())
     }
 
+    /// Whether `item` may have reached its relay before: sent earlier by
+    /// this process, or queued before it started. Records it as sent.
+    fn is_retry(&self, item: &Outgoing) -> bool {
+        let id = &item.record.client_message_id;
+        let mut sent = self
+            .shared
+            .sent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Bounded: forgetting only risks a copy the recipient drops.
+        if sent.len() >= MAX_REMEMBERED_SENDS {
+            sent.clear();
+        }
+        let sent_before = !sent.insert(id.clone());
+        sent_before || item.record.queued_at_ms < self.shared.started_at_ms
+    }
+
     /// Sends one circle message: one request, one body, every recipient.
     async fn send_circle(&self, item: &Outgoing) -> Result<CircleSent, Error> {
         let Ok(address) = item.record.relay.parse::<RelayAddress>() else {
@@ -349,7 +372,7 @@ impl Client {
                 return Ok(CircleSent::HoldRelay);
             }
         };
-        let send = outgoing_send(item)?;
+        let send = outgoing_send(item, self.is_retry(item))?;
         let members = circle_recipients(item);
         match relay.send(send).await {
             Ok(results) => {
@@ -578,7 +601,7 @@ impl Client {
                 return Ok(Sent::HoldRelay);
             }
         };
-        let send = outgoing_send(item)?;
+        let send = outgoing_send(item, self.is_retry(item))?;
         match relay.send(send).await {
             Ok(results) => match results.first() {
                 Some(Ok(())) => self.finish(item, Ok(())).await,
@@ -698,6 +721,9 @@ fn circle_recipients(item: &Outgoing) -> Vec<crate::MemberId> {
         .collect()
 }
 
+/// Most client message ids remembered as sent by this process.
+const MAX_REMEMBERED_SENDS: usize = 4096;
+
 /// What to do with the rest of the outbox after one send.
 enum Sent {
     /// Go on.
@@ -708,7 +734,7 @@ enum Sent {
     HoldRelay,
 }
 
-fn outgoing_send(item: &Outgoing) -> Result<OutgoingSend, Error> {
+fn outgoing_send(item: &Outgoing, retry: bool) -> Result<OutgoingSend, Error> {
     let corrupt = || Error::Store(crate::store::StoreError::Corrupt("outbox"));
     let record = &item.record;
     if !record.recipients.is_empty() {
@@ -730,6 +756,7 @@ fn outgoing_send(item: &Outgoing) -> Result<OutgoingSend, Error> {
                     })
                 })
                 .collect::<Result<_, Error>>()?,
+            retry,
         });
     }
     Ok(OutgoingSend {
@@ -748,5 +775,6 @@ fn outgoing_send(item: &Outgoing) -> Result<OutgoingSend, Error> {
             send_token: Bytes::copy_from_slice(&record.send_token),
             sealed_header: Bytes::copy_from_slice(&record.sealed_header),
         }],
+        retry,
     })
 }

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use super::auth::{EXPORTER_LABEL, sign_proof};
 use super::error::ClientError;
-use super::exchange::{Exchange, encode_request, receive_deliveries, unexpected};
+use super::exchange::{Exchange, receive_deliveries, request, unexpected};
 use super::messages::Delivery;
 use super::pinning::{PinnedRelayVerifier, tls_config};
 use super::{DEFAULT_FRAME_LIMIT, SERVER_NAME};
@@ -58,7 +58,8 @@ impl Default for ConnectOptions {
 
 /// A connection to one relay, pinned to its key.
 ///
-/// Requests may run concurrently (each uses its own QUIC stream). Dropping
+/// Requests may run concurrently: they are pipelined on one control stream
+/// and answered in any order. Dropping
 /// the client stops receiving deliveries and closes the connection unless
 /// other handles to it (see [`RelayClient::quinn_connection`]) remain.
 pub struct RelayClient {
@@ -67,6 +68,7 @@ pub struct RelayClient {
     exporter: [u8; 32],
     deliveries: Mutex<mpsc::UnboundedReceiver<Delivery>>,
     delivery_task: JoinHandle<()>,
+    control_task: JoinHandle<()>,
     // Keeps a self-made endpoint alive as long as the connection.
     _endpoint: quinn::Endpoint,
 }
@@ -114,11 +116,8 @@ impl RelayClient {
         connection
             .export_keying_material(&mut exporter, EXPORTER_LABEL, b"")
             .map_err(|_| ClientError::Internal("TLS keying material export failed".into()))?;
-        let exchange = Exchange {
-            connection,
-            frame_limit: options.frame_limit,
-            request_timeout: options.request_timeout,
-        };
+        let (exchange, control_task) =
+            Exchange::start(connection, options.frame_limit, options.request_timeout);
         let challenge = fetch_challenge(&exchange).await?;
         let (sender, receiver) = mpsc::unbounded_channel();
         let delivery_task = tokio::spawn(receive_deliveries(
@@ -132,6 +131,7 @@ impl RelayClient {
             exporter,
             deliveries: Mutex::new(receiver),
             delivery_task,
+            control_task,
             _endpoint: endpoint,
         })
     }
@@ -144,21 +144,29 @@ impl RelayClient {
         sign_proof(key, &self.challenge, &self.exporter)
     }
 
-    /// Sends a raw request (as given, version included) and returns the
-    /// relay's answer. An `Error` answer becomes [`ClientError::Relay`], so
-    /// the returned response is never an error.
+    /// Sends a raw request (as given, version included; its id is set
+    /// here) and returns the relay's answer. An `Error` answer becomes
+    /// [`ClientError::Relay`], so the returned response is never an error.
     pub async fn request(&self, request: pb::Request) -> Result<pb::Response, ClientError> {
-        self.exchange
-            .round_trip(&hearth_protocol::frame::encode_message(&request))
-            .await
+        self.exchange.round_trip(request).await
     }
 
-    /// Writes `bytes` verbatim on a new request stream (for testing how the
-    /// relay handles malformed frames) and returns its answer, like
-    /// [`RelayClient::request`]. Only with the `test-hooks` feature.
+    /// Writes `bytes` verbatim as a request stream of its own (for testing
+    /// how the relay handles malformed frames) and returns its first
+    /// answer, like [`RelayClient::request`]. Only with the `test-hooks`
+    /// feature.
     #[cfg(any(test, feature = "test-hooks"))]
     pub async fn request_raw(&self, bytes: &[u8]) -> Result<pb::Response, ClientError> {
-        self.exchange.round_trip(bytes).await
+        self.exchange.raw_own_stream(bytes).await
+    }
+
+    /// Writes `bytes` verbatim on the control stream, between the frames of
+    /// other requests (for testing how the relay handles malformed frames
+    /// there). Nobody waits for an answer. Only with the `test-hooks`
+    /// feature.
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub fn control_raw(&self, bytes: &[u8]) {
+        self.exchange.queue_raw(bytes);
     }
 
     /// The next delivery from the relay, in the order the relay sent them.
@@ -181,6 +189,9 @@ impl RelayClient {
     /// its idle timeout (a CLI command that exits right after would
     /// otherwise leave the connection counted against its address).
     pub async fn close_and_flush(&self) {
+        // Queued acknowledgements go out before the close: an answer to a
+        // later request on the control stream means the relay read them.
+        let _ = tokio::time::timeout(CLOSE_FLUSH, self.flush()).await;
         self.close();
         let _ = tokio::time::timeout(CLOSE_FLUSH, self._endpoint.wait_idle()).await;
     }
@@ -199,9 +210,10 @@ impl RelayClient {
 
 impl Drop for RelayClient {
     fn drop(&mut self) {
-        // The task holds a connection handle; without it the connection
+        // The tasks hold connection handles; without them the connection
         // closes once the last handle is gone.
         self.delivery_task.abort();
+        self.control_task.abort();
     }
 }
 
@@ -215,8 +227,8 @@ impl fmt::Debug for RelayClient {
 }
 
 async fn fetch_challenge(exchange: &Exchange) -> Result<[u8; 32], ClientError> {
-    let request = encode_request(pb::request::Kind::GetChallenge(pb::GetChallenge {}));
-    let response = exchange.round_trip(&request).await?;
+    let challenge = request(pb::request::Kind::GetChallenge(pb::GetChallenge {}));
+    let response = exchange.round_trip(challenge).await?;
     match response.kind {
         Some(pb::response::Kind::Challenge(challenge)) => challenge.challenge[..]
             .try_into()

@@ -23,6 +23,11 @@ pub struct OutgoingSend {
     pub body: Bytes,
     /// Who receives it.
     pub recipients: Vec<OutgoingRecipient>,
+    /// True when this client message id may have reached the relay before
+    /// (a resend after a lost answer, or from an earlier run): the relay
+    /// then also looks for the original in its store. A retry not marked
+    /// as one may be stored twice; recipients drop the copy by message id.
+    pub retry: bool,
 }
 
 /// One recipient of an [`OutgoingSend`].
@@ -125,6 +130,7 @@ impl From<OutgoingSend> for pb::Send {
             client_message_id: Bytes::copy_from_slice(&send.client_message_id),
             body: send.body,
             recipients,
+            retry: send.retry,
         }
     }
 }
@@ -214,6 +220,7 @@ impl fmt::Debug for OutgoingSend {
             .field("client_message_id", &"…")
             .field("body_len", &self.body.len())
             .field("recipients", &self.recipients)
+            .field("retry", &self.retry)
             .finish()
     }
 }
@@ -287,6 +294,7 @@ mod tests {
                     sealed_header: Bytes::from(vec![i; 4]),
                 })
                 .collect(),
+            retry: false,
         };
         let wire = pb::Send::from(send);
         assert_eq!(&wire.client_message_id[..], &[7; 16]);
@@ -347,6 +355,7 @@ mod tests {
             client_message_id: [1; 16],
             body: Bytes::from_static(b"private words"),
             recipients: vec![recipient],
+            retry: false,
         };
         let text = format!("{send:?}");
         assert!(

@@ -4,10 +4,9 @@ use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use hearth_proto::relay::{self as pb, request::Kind as Req, response::Kind as Resp};
 
-use super::MAX_ACK_SEQS;
 use super::connection::RelayClient;
 use super::error::{ClientError, RelayErrorCode};
-use super::exchange::{encode_request, unexpected};
+use super::exchange::{request, unexpected};
 use super::messages::{
     FetchedPrekeys, OutgoingRecipient, OutgoingSend, PrekeyCounts, PrekeyUpload, mailbox_bytes,
     send_token_hash,
@@ -17,7 +16,7 @@ impl RelayClient {
     /// Sends a typed request of this protocol version; returns the answer's
     /// kind (never an error: those become [`ClientError::Relay`]).
     async fn call(&self, kind: Req) -> Result<Option<Resp>, ClientError> {
-        Ok(self.exchange.round_trip(&encode_request(kind)).await?.kind)
+        Ok(self.exchange.round_trip(request(kind)).await?.kind)
     }
 
     /// Creates the mailbox `mailbox_id` owned by `key` (which also
@@ -95,6 +94,7 @@ impl RelayClient {
             client_message_id,
             body,
             recipients: vec![recipient],
+            retry: false,
         };
         let results = self.send(send).await?;
         match results.first() {
@@ -108,23 +108,31 @@ impl RelayClient {
     }
 
     /// Acknowledges (and so deletes) delivered envelopes of an
-    /// authenticated mailbox. Call it only after they are processed durably.
-    /// Returns how many the relay deleted. More than [`MAX_ACK_SEQS`]
-    /// sequence numbers go out as several requests; acknowledging twice is
-    /// harmless, so after an error simply acknowledge all of them again.
-    pub async fn ack(&self, mailbox_id: [u8; 32], seqs: &[u64]) -> Result<u32, ClientError> {
-        let mut deleted = 0u32;
-        for chunk in seqs.chunks(MAX_ACK_SEQS) {
-            let ack = pb::Ack {
-                mailbox_id: mailbox_bytes(&mailbox_id),
-                seqs: chunk.to_vec(),
-            };
-            match self.call(Req::Ack(ack)).await? {
-                Some(Resp::Acked(acked)) => deleted = deleted.saturating_add(acked.deleted),
-                other => return Err(unexpected("Acked", other.as_ref())),
-            }
+    /// authenticated mailbox. Call it only after they are processed
+    /// durably. The acknowledgement is queued and goes out with the next
+    /// write on the control stream, merged with the others of its mailbox;
+    /// the relay does not answer it. Acknowledging twice is harmless, and
+    /// one that is lost only means a redelivery. Fails only when the
+    /// connection is gone.
+    pub fn ack(&self, mailbox_id: [u8; 32], seqs: &[u64]) -> Result<(), ClientError> {
+        self.exchange.queue_ack(mailbox_id, None, seqs)
+    }
+
+    /// Acknowledges every envelope of `mailbox_id` delivered on this
+    /// connection with a sequence number up to `through` (deliveries are in
+    /// order, so this is what a client that processed everything up to an
+    /// envelope says). Queued like [`RelayClient::ack`].
+    pub fn ack_through(&self, mailbox_id: [u8; 32], through: u64) -> Result<(), ClientError> {
+        self.exchange.queue_ack(mailbox_id, Some(through), &[])
+    }
+
+    /// Waits until the relay has read everything queued on the control
+    /// stream before this call (acknowledgements included): one round trip.
+    pub async fn flush(&self) -> Result<(), ClientError> {
+        match self.call(Req::GetChallenge(pb::GetChallenge {})).await? {
+            Some(Resp::Challenge(_)) => Ok(()),
+            other => Err(unexpected("Challenge", other.as_ref())),
         }
-        Ok(deleted)
     }
 
     /// Lets holders of `token` send to an authenticated mailbox. Only

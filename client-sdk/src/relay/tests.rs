@@ -26,6 +26,8 @@ struct RelayState {
     owners: HashMap<[u8; 32], VerifyingKey>,
     token_hashes: Vec<Vec<u8>>,
     requests: Vec<pb::Request>,
+    /// Request streams the clients opened.
+    streams: usize,
 }
 
 struct FakeRelay {
@@ -92,30 +94,70 @@ async fn serve(connection: quinn::Connection, state: Arc<Mutex<RelayState>>, scr
     connection
         .export_keying_material(&mut exporter, b"EXPORTER-hearth-auth", b"")
         .unwrap();
-    // Streams left unanswered; dropping one would finish it.
-    let mut stalled = Vec::new();
-    while let Ok((mut send, mut recv)) = connection.accept_bi().await {
-        let bytes = recv.read_to_end(1 << 20).await.unwrap();
-        let request = frame::decode_message::<pb::Request>(&bytes, 1 << 16);
-        if let Ok(request) = &request {
-            state.lock().unwrap().requests.push(request.clone());
-        }
-        let Some(response) = answer(request, &exporter, &state) else {
-            stalled.push(send);
-            continue;
-        };
-        send.write_all(&frame::encode_message(&response))
-            .await
-            .unwrap();
-        send.finish().unwrap();
-        if matches!(response.kind, Some(Resp::Authenticated(_))) {
-            for delivery in script.iter() {
+    while let Ok((send, recv)) = connection.accept_bi().await {
+        state.lock().unwrap().streams += 1;
+        tokio::spawn(serve_stream(
+            connection.clone(),
+            (send, recv),
+            exporter,
+            Arc::clone(&state),
+            Arc::clone(&script),
+        ));
+    }
+}
+
+/// One request stream: every frame answered with its id, except acks and
+/// requests for [`STALLED`]; a broken frame ends the stream.
+async fn serve_stream(
+    connection: quinn::Connection,
+    (mut send, mut recv): (quinn::SendStream, quinn::RecvStream),
+    exporter: [u8; 32],
+    state: Arc<Mutex<RelayState>>,
+    script: Arc<Script>,
+) {
+    let mut splitter = frame::FrameSplitter::new(1 << 16);
+    loop {
+        loop {
+            let frame = match splitter.next_frame() {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(_) => return,
+            };
+            let request = <pb::Request as prost::Message>::decode(frame)
+                .map_err(|_| frame::FrameError::BadMessage);
+            if let Ok(request) = &request {
+                state.lock().unwrap().requests.push(request.clone());
+            }
+            let id = request.as_ref().map_or(0, |r| r.id);
+            let Some(mut response) = answer(request, &exporter, &state) else {
+                continue;
+            };
+            response.id = id;
+            if send
+                .write_all(&frame::encode_message(&response))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            if matches!(response.kind, Some(Resp::Authenticated(_))) {
                 let mut uni = connection.open_uni().await.unwrap();
-                uni.write_all(delivery).await.unwrap();
+                for delivery in script.iter() {
+                    uni.write_all(delivery).await.unwrap();
+                }
                 uni.finish().unwrap();
             }
         }
+        match recv.read_chunk(splitter.room(), true).await {
+            Ok(Some(chunk)) => splitter.push(&chunk.bytes),
+            _ => break,
+        }
     }
+    if splitter.buffered() > 0 {
+        let cut = error(pb::ErrorCode::BadFrame, "stream ended inside a frame");
+        let _ = send.write_all(&frame::encode_message(&cut)).await;
+    }
+    let _ = send.finish();
 }
 
 fn error(code: pb::ErrorCode, message: &str) -> pb::Response {
@@ -124,6 +166,7 @@ fn error(code: pb::ErrorCode, message: &str) -> pb::Response {
         message: message.into(),
     };
     pb::Response {
+        id: 0,
         kind: Some(Resp::Error(error)),
     }
 }
@@ -187,9 +230,8 @@ fn answer(
                 results: results.collect(),
             })
         }
-        Req::Ack(ack) => Resp::Acked(pb::Acked {
-            deleted: ack.seqs.len() as u32,
-        }),
+        // Acknowledgements are never answered.
+        Req::Ack(_) => return None,
         Req::AddSendToken(add) => {
             state.token_hashes.push(add.token_hash.to_vec());
             Resp::Done(pb::Done {})
@@ -208,7 +250,10 @@ fn answer(
             has_last_resort: true,
         }),
     };
-    Some(pb::Response { kind: Some(kind) })
+    Some(pb::Response {
+        id: 0,
+        kind: Some(kind),
+    })
 }
 
 fn delivery_frame(mailbox_id: [u8; 32], seqs: &[u64]) -> Vec<u8> {
@@ -254,6 +299,7 @@ async fn register_proof_binds_the_relay_challenge_and_this_tls_session() {
     };
     let request = pb::Request {
         version: PROTOCOL_VERSION,
+        id: 0,
         kind: Some(Req::Authenticate(replay)),
     };
     match other.request(request).await {
@@ -284,6 +330,7 @@ async fn relay_errors_carry_code_and_message() {
     let err = client
         .request(pb::Request {
             version: 2,
+            id: 0,
             kind: None,
         })
         .await
@@ -337,6 +384,7 @@ async fn send_reports_each_recipient_and_send_one_turns_refusal_into_an_error() 
             recipient(2, b"stale"),
             recipient(3, GOOD_TOKEN),
         ],
+        retry: false,
     };
     let results = client.send(send).await.unwrap();
     assert_eq!(
@@ -411,23 +459,64 @@ async fn prekey_and_ack_requests_map_their_answers() {
             has_last_resort: true
         }
     );
-    // Acks report how many the relay deleted.
-    assert_eq!(client.ack([1; 32], &[4, 5, 6]).await.unwrap(), 3);
+    // Acks are queued, merged per mailbox, and not answered; a flush
+    // waits until the relay has read them.
+    client.ack([1; 32], &[4, 5]).unwrap();
+    client.ack_through([1; 32], 3).unwrap();
+    client.ack([1; 32], &[6, 5]).unwrap();
+    client.flush().await.unwrap();
     let many: Vec<u64> = (0..MAX_ACK_SEQS as u64 + 5).collect();
-    assert_eq!(
-        client.ack([1; 32], &many).await.unwrap(),
-        MAX_ACK_SEQS as u32 + 5
-    );
+    client.ack([2; 32], &many).unwrap();
+    client.flush().await.unwrap();
     let state = relay.state.lock().unwrap();
-    let ack_sizes: Vec<usize> = state
+    let acks: Vec<(Option<u64>, usize)> = state
         .requests
         .iter()
         .filter_map(|r| match &r.kind {
-            Some(Req::Ack(ack)) => Some(ack.seqs.len()),
+            Some(Req::Ack(ack)) => Some((ack.through, ack.seqs.len())),
             _ => None,
         })
         .collect();
-    assert_eq!(ack_sizes, [3, MAX_ACK_SEQS, 5]);
+    assert_eq!(acks, [(Some(3), 3), (None, MAX_ACK_SEQS), (None, 5)]);
+}
+
+#[tokio::test]
+async fn pipelined_requests_share_the_control_stream_and_large_bodies_get_their_own() {
+    let relay = start_relay(ALPN, vec![]);
+    let client = RelayClient::connect(&relay.address).await.unwrap();
+    let small = |id: u8| OutgoingSend {
+        client_message_id: [id; 16],
+        body: Bytes::from(vec![id; 100]),
+        recipients: vec![recipient(1, GOOD_TOKEN)],
+        retry: false,
+    };
+    let (a, b, c) = tokio::join!(
+        client.send(small(1)),
+        client.send(small(2)),
+        client.prekey_counts([1; 32])
+    );
+    assert_eq!(a.unwrap(), [Ok(())]);
+    assert_eq!(b.unwrap(), [Ok(())]);
+    assert_eq!(c.unwrap().one_time_prekeys, 3);
+    let large = OutgoingSend {
+        body: Bytes::from(vec![7; OWN_STREAM_BODY_BYTES + 1]),
+        ..small(3)
+    };
+    assert_eq!(client.send(large).await.unwrap(), [Ok(())]);
+    let streams = relay.state.lock().unwrap().streams;
+    assert_eq!(streams, 2, "the control stream plus one for the large body");
+    let ids: Vec<u64> = relay
+        .state
+        .lock()
+        .unwrap()
+        .requests
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    let mut unique = ids.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "every request has its own id");
 }
 
 #[tokio::test]

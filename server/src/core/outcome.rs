@@ -95,9 +95,13 @@ pub struct DeliveryPlan {
     pub envelopes: Vec<(u64, EnvelopeMeta)>,
 }
 
-/// A response carrying `kind`.
+/// A response carrying `kind`. Its request id is the shell's to set: the
+/// core never sees ids.
 pub fn response(kind: pb::response::Kind) -> pb::Response {
-    pb::Response { kind: Some(kind) }
+    pb::Response {
+        id: 0,
+        kind: Some(kind),
+    }
 }
 
 /// An error response. `message` must never hold content, tokens or keys.

@@ -72,6 +72,7 @@ pub(crate) enum Request {
     Send(Send),
     Ack {
         mailbox: MailboxId,
+        through: Option<u64>,
         seqs: Vec<u64>,
     },
     AddSendToken {
@@ -157,6 +158,7 @@ impl Request {
                 }
                 Self::Ack {
                     mailbox: mailbox(&a.mailbox_id)?,
+                    through: a.through,
                     seqs: a.seqs,
                 }
             }

@@ -127,24 +127,48 @@ impl RelayCore {
         ErrorCode::Unspecified
     }
 
-    /// Deletes acknowledged envelopes of a mailbox `conn` owns.
-    pub(super) fn handle_ack(&mut self, conn: ConnId, mailbox: MailboxId, seqs: &[u64]) -> Outcome {
+    /// Deletes acknowledged envelopes of a mailbox `conn` owns: every one
+    /// in flight on `conn` up to `through`, and each of `seqs`. Its answer
+    /// (`Done`) is for the shell's bookkeeping: acks go unanswered on the
+    /// wire unless they fail.
+    pub(super) fn handle_ack(
+        &mut self,
+        conn: ConnId,
+        mailbox: MailboxId,
+        through: Option<u64>,
+        seqs: &[u64],
+    ) -> Outcome {
         if self.owned_mailbox(conn, mailbox).is_none() {
             return not_owner();
         }
+        let mut acked: Vec<u64> = match through {
+            Some(through) => self
+                .conns
+                .get(&conn)
+                .and_then(|state| state.subscriptions.get(&mailbox))
+                .map(|sub| {
+                    sub.in_flight
+                        .range(..=through)
+                        .map(|(&seq, _)| seq)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        acked.extend_from_slice(seqs);
         let mut batch = Batch::default();
-        let mut deleted = 0u32;
-        for &seq in seqs {
-            if self.delete_envelope(mailbox, seq, &mut batch) {
-                deleted += 1;
-            }
+        for seq in acked {
+            self.delete_envelope(mailbox, seq, &mut batch);
         }
         let pending = Pending {
             wake: vec![conn],
             ..Pending::default()
         };
-        let reply = Reply::Ready(response(Kind::Acked(pb::Acked { deleted })));
-        self.commit(batch, pending, reply)
+        self.commit(
+            batch,
+            pending,
+            Reply::Ready(response(Kind::Done(pb::Done {}))),
+        )
     }
 
     /// Removes a durable envelope everywhere in memory and records the

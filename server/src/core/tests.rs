@@ -53,6 +53,7 @@ impl Owner {
 
 fn request(kind: Req) -> pb::Request {
     pb::Request {
+        id: 0,
         version: PROTOCOL_VERSION,
         kind: Some(kind),
     }
@@ -199,6 +200,7 @@ impl Harness {
             })
             .collect();
         let send = pb::Send {
+            retry: false,
             client_message_id: vec![id; 16].into(),
             body: body.to_vec().into(),
             recipients,
@@ -213,6 +215,17 @@ impl Harness {
         let ack = pb::Ack {
             mailbox_id: owner.mailbox.0.to_vec().into(),
             seqs: seqs.to_vec(),
+            through: None,
+        };
+        self.call(client, Req::Ack(ack))
+    }
+
+    /// A cumulative ack: everything in flight on `client` up to `through`.
+    fn ack_through(&mut self, client: &Client, owner: &Owner, through: u64) -> pb::Response {
+        let ack = pb::Ack {
+            mailbox_id: owner.mailbox.0.to_vec().into(),
+            seqs: Vec::new(),
+            through: Some(through),
         };
         self.call(client, Req::Ack(ack))
     }
@@ -409,6 +422,7 @@ fn deliveries_wait_for_durability_and_come_in_order() {
     let owner = h.owner_online(&alice);
     let sender = h.connect();
     let send = pb::Send {
+        retry: false,
         client_message_id: vec![1; 16].into(),
         body: Bytes::from_static(b"body"),
         recipients: vec![pb::Recipient {
@@ -433,6 +447,44 @@ fn deliveries_wait_for_durability_and_come_in_order() {
 }
 
 #[test]
+fn a_cumulative_ack_deletes_what_this_connection_was_delivered_up_to_its_bound() {
+    let mut h = Harness::new(open_config());
+    let alice = Owner::new(1);
+    let owner = h.owner_online(&alice);
+    let sender = h.connect();
+    for id in 1..=3 {
+        h.send(&sender, id, b"x", &[(&alice, &alice.token)]);
+    }
+    assert_eq!(h.deliveries(&owner), [0, 1, 2]);
+    // Stored after the delivery: not in flight, so `through` can't reach it.
+    h.send(&sender, 4, b"x", &[(&alice, &alice.token)]);
+    let r = h.ack_through(&owner, &alice, 1);
+    assert_eq!(code_of(&r), None);
+    assert_eq!(h.core.stats().envelopes, 2, "seqs 0 and 1 deleted");
+    let r = h.ack_through(&owner, &alice, 99);
+    assert_eq!(code_of(&r), None);
+    assert_eq!(
+        h.core.stats().envelopes,
+        1,
+        "seq 2 deleted; seq 3 was never delivered"
+    );
+    assert_eq!(h.deliveries(&owner), [3]);
+    // Another connection of the same owner saw nothing: its bound covers nothing.
+    let second = h.connect();
+    h.authenticate(&second, &alice);
+    assert_eq!(code_of(&h.ack_through(&second, &alice, 99)), None);
+    assert_eq!(h.core.stats().envelopes, 1);
+    h.ack_through(&owner, &alice, 3);
+    assert_eq!((h.core.stats().envelopes, h.store.body_count()), (0, 0));
+    // Not the owner: refused, nothing deleted.
+    let stranger = h.connect();
+    assert_eq!(
+        code_of(&h.ack_through(&stranger, &alice, 99)),
+        Some(ErrorCode::Unauthorized)
+    );
+}
+
+#[test]
 fn acks_delete_and_unacked_envelopes_come_back_after_reconnect() {
     let mut h = Harness::new(open_config());
     let alice = Owner::new(1);
@@ -443,8 +495,8 @@ fn acks_delete_and_unacked_envelopes_come_back_after_reconnect() {
     }
     assert_eq!(h.deliveries(&owner), [0, 1, 2]);
     let r = h.ack(&owner, &alice, &[0, 1, 99]);
-    assert_eq!(r.kind, Some(Resp::Acked(pb::Acked { deleted: 2 })));
-    assert_eq!(h.store.body_count(), 1);
+    assert_eq!(code_of(&r), None, "an unknown seq is no error");
+    assert_eq!((h.store.body_count(), h.core.stats().envelopes), (1, 1));
     h.core.handle_disconnect(owner.conn);
 
     h.restart();
@@ -580,6 +632,7 @@ fn size_and_shape_limits_are_typed_errors() {
         sealed_header: Bytes::new(),
     };
     let send = |body: usize, header: usize, recipients: usize| pb::Send {
+        retry: false,
         client_message_id: vec![1; 16].into(),
         body: vec![0; body].into(),
         recipients: vec![
@@ -597,6 +650,7 @@ fn size_and_shape_limits_are_typed_errors() {
         (send(1, 0, 1001), ErrorCode::BadRequest),
         (
             pb::Send {
+                retry: false,
                 client_message_id: vec![1; 3].into(),
                 ..send(1, 0, 1)
             },
@@ -607,6 +661,7 @@ fn size_and_shape_limits_are_typed_errors() {
         assert_eq!(code_of(&h.call(&c, Req::Send(s))), Some(want));
     }
     let old = pb::Request {
+        id: 0,
         version: 0,
         kind: Some(Req::GetChallenge(pb::GetChallenge {})),
     };
@@ -614,6 +669,7 @@ fn size_and_shape_limits_are_typed_errors() {
     let r = h.finish(outcome);
     assert_eq!(code_of(&r), Some(ErrorCode::UnsupportedVersion));
     let unknown = pb::Request {
+        id: 0,
         version: PROTOCOL_VERSION,
         kind: None,
     };

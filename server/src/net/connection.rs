@@ -1,14 +1,14 @@
 //! Connections: the accept loop with its connection cap, and one task per
 //! connection that applies the per-address cap, registers it with the core,
-//! accepts its request streams and closes it if it does not authenticate in
-//! time.
+//! accepts its request streams (`net/request.rs`) and closes it if it does
+//! not authenticate in time.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use quinn::{Connection, ConnectionError, Endpoint, Incoming};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::{Instant, Sleep};
 use tracing::{debug, error, warn};
@@ -92,7 +92,13 @@ async fn serve(incoming: Incoming, shell: Arc<Shell>, _slot: OwnedSemaphorePermi
         connection.clone(),
         Arc::clone(&wake),
     ));
-    let reason = accept_requests(&shell, conn, &connection, &wake).await;
+    let context = request::StreamContext {
+        shell: Arc::clone(&shell),
+        conn,
+        connection: connection.clone(),
+        wake,
+    };
+    let reason = accept_requests(&context).await;
     if let Err(failure) = deliveries.await {
         log_panic(Err(failure));
     }
@@ -111,17 +117,14 @@ fn exporter(connection: &Connection) -> Option<[u8; 32]> {
     Some(exporter)
 }
 
-/// Serves request streams until the connection closes. Once the relay is
+/// Serves request streams (the long-lived control stream and any stream of
+/// its own a large send uses) until the connection closes. Once the relay is
 /// stopping, no new stream is accepted, but the connection stays registered
 /// until it closes, so that requests in flight can finish. Closes the
 /// connection when the core says it did not authenticate in time. Returns
-/// why the connection closed, after every request task of it has finished.
-async fn accept_requests(
-    shell: &Arc<Shell>,
-    conn: ConnId,
-    connection: &Connection,
-    wake: &Arc<Notify>,
-) -> ConnectionError {
+/// why the connection closed, after every stream task of it has finished.
+async fn accept_requests(context: &request::StreamContext) -> ConnectionError {
+    let (shell, conn, connection) = (&context.shell, context.conn, &context.connection);
     let mut requests = JoinSet::new();
     let mut auth_check = AuthCheck::new(shell, conn);
     let reason = loop {
@@ -129,8 +132,7 @@ async fn accept_requests(
             () = auth_check.due() => auth_check.run(shell, conn, connection),
             accepted = connection.accept_bi() => match accepted {
                 Ok(streams) => {
-                    let serve = request::serve(Arc::clone(shell), conn, connection.clone(), Arc::clone(wake), streams);
-                    requests.spawn(serve);
+                    requests.spawn(request::serve(context.clone(), streams));
                 }
                 Err(reason) => break reason,
             },

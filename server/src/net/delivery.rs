@@ -1,24 +1,26 @@
-//! Deliveries: relay-opened unidirectional streams, one `Delivery` frame
-//! each (DESIGN.md section 3).
+//! Deliveries: `Delivery` frames on one long-lived relay-opened
+//! unidirectional stream per connection (DESIGN.md section 3).
 //!
 //! Every connection has one delivery task. It sleeps on a [`Notify`] that the
 //! writer pokes when a commit made envelopes deliverable on the connection
-//! (and that a request task pokes after authenticating), then drains
+//! (and that a request stream pokes after authenticating), then drains
 //! [`crate::core::RelayCore::poll_delivery`]: for each plan it takes the
 //! envelopes and their bodies from the hot cache (`net/hot.rs`), where the
 //! writer put them on commit, and reads whatever is missing there (an older
-//! backlog, after eviction or a restart) from the store on a blocking thread;
-//! then it writes them as one frame on a new stream. It never waits for the
-//! peer to acknowledge a stream (`stopped()`): the client's `Ack` request
-//! does that.
+//! backlog, after eviction or a restart) from the store on a blocking thread.
+//! The frames of one drain go out in one write on the connection's delivery
+//! stream, opened on the first delivery and kept open; if the client stops
+//! it, the next delivery opens a new one. It never waits for the peer to
+//! acknowledge the stream (`stopped()`): the client's cumulative `Ack` does
+//! that.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use hearth_proto::relay as pb;
-use hearth_protocol::frame;
-use quinn::Connection;
+use prost::Message as _;
+use quinn::{Connection, SendStream};
 use tokio::sync::Notify;
 use tracing::{debug, error};
 
@@ -89,12 +91,13 @@ pub(super) async fn run(
 ) {
     let closed = connection.closed();
     let mut closed = std::pin::pin!(closed);
+    let mut stream = DeliveryStream::default();
     loop {
         tokio::select! {
             () = wake.notified() => {}
             _ = &mut closed => return,
         }
-        match drain(&shell, conn, &connection).await {
+        match drain(&shell, conn, &connection, &mut stream).await {
             Ok(()) => {}
             Err(DeliveryError::Write(reason)) => {
                 debug!(?conn, %reason, "delivery stream failed");
@@ -110,16 +113,23 @@ pub(super) async fn run(
     }
 }
 
-/// Sends every delivery the core has for this connection now.
+/// Most bytes of frames gathered before they are written, so that a large
+/// backlog streams out rather than piling up in memory.
+const WRITE_BATCH_BYTES: usize = 256 * 1024;
+
+/// Sends every delivery the core has for this connection now, the frames of
+/// several plans in one write.
 async fn drain(
     shell: &Arc<Shell>,
     conn: ConnId,
     connection: &Connection,
+    stream: &mut DeliveryStream,
 ) -> Result<(), DeliveryError> {
+    let mut out = Vec::new();
     loop {
         // A statement of its own, so the lock is released before any await.
         let plan = shell.core().poll_delivery(conn);
-        let Some(plan) = plan else { return Ok(()) };
+        let Some(plan) = plan else { break };
         let delivery = match hot_delivery(&shell.hot, &plan) {
             Some(delivery) => delivery,
             None => {
@@ -133,7 +143,46 @@ async fn drain(
         if delivery.envelopes.is_empty() {
             continue;
         }
-        send(connection, &delivery).await?;
+        delivery
+            .encode_length_delimited(&mut out)
+            .unwrap_or_else(|_| unreachable!("a Vec grows as needed"));
+        if out.len() >= WRITE_BATCH_BYTES {
+            stream.write(connection, std::mem::take(&mut out)).await?;
+        }
+    }
+    if !out.is_empty() {
+        stream.write(connection, out).await?;
+    }
+    Ok(())
+}
+
+/// The connection's delivery stream, opened on first use.
+#[derive(Default)]
+struct DeliveryStream(Option<SendStream>);
+
+impl DeliveryStream {
+    /// Writes whole frames; on failure the stream is dropped, so the next
+    /// write opens a new one.
+    async fn write(
+        &mut self,
+        connection: &Connection,
+        frames: Vec<u8>,
+    ) -> Result<(), DeliveryError> {
+        let write_failed =
+            |failure: &dyn std::fmt::Display| DeliveryError::Write(failure.to_string());
+        let stream = match &mut self.0 {
+            Some(stream) => stream,
+            None => {
+                let opened = connection.open_uni().await.map_err(|e| write_failed(&e))?;
+                self.0.insert(opened)
+            }
+        };
+        // Handed over whole: quinn keeps the buffer instead of copying it.
+        if let Err(failure) = stream.write_chunk(Bytes::from(frames)).await {
+            self.0 = None;
+            return Err(write_failed(&failure));
+        }
+        Ok(())
     }
 }
 
@@ -201,19 +250,6 @@ fn delivery(plan: &DeliveryPlan, envelopes: Vec<pb::Envelope>) -> pb::Delivery {
         mailbox_id: Bytes::copy_from_slice(&plan.mailbox.0),
         envelopes,
     }
-}
-
-/// Writes one delivery on a new unidirectional stream.
-async fn send(connection: &Connection, delivery: &pb::Delivery) -> Result<(), DeliveryError> {
-    let write_failed = |failure: &dyn std::fmt::Display| DeliveryError::Write(failure.to_string());
-    let mut stream = connection.open_uni().await.map_err(|e| write_failed(&e))?;
-    // Handed over whole: quinn keeps the buffer instead of copying it.
-    stream
-        .write_chunk(Bytes::from(frame::encode_message(delivery)))
-        .await
-        .map_err(|e| write_failed(&e))?;
-    stream.finish().map_err(|e| write_failed(&e))?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,89 +1,257 @@
-//! One request: a bidirectional stream carrying one length-delimited
-//! `Request` frame; the relay answers with one `Response` frame and finishes
-//! (DESIGN.md section 3).
+//! Request streams (DESIGN.md section 3): a bidirectional stream carries
+//! pipelined, length-delimited `Request` frames, each answered by a
+//! `Response` frame with the request's id, in any order.
+//!
+//! A client keeps one such stream open for the life of its connection (its
+//! control stream), and sends a large body on a stream of its own; the relay
+//! serves both the same way, one task per stream:
+//!
+//! - frames are read as they arrive ([`FrameSplitter`]) and handed to the
+//!   core one by one, in stream order, so commits reach the store in the
+//!   order the client sent them;
+//! - an answer that is ready at once (a refusal, a challenge) is queued
+//!   right away; one that waits for the writer's fdatasync is awaited among
+//!   the stream's other pending answers, so a request that waits for the
+//!   disk never holds up the ones behind it;
+//! - whatever answers are ready are written together, in one chunk;
+//! - an `Ack` is not answered unless it fails.
+//!
+//! A frame whose length prefix is intact but whose content does not decode
+//! is answered with `BAD_FRAME` (for its id when that can be read) and the
+//! stream goes on; a broken or oversized prefix loses the stream's framing,
+//! so the relay answers it with id 0 and stops reading that stream. Either
+//! counts against the connection's bad frames, and a peer that keeps sending
+//! them is disconnected.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
 use hearth_proto::relay::{self as pb, ErrorCode};
-use hearth_protocol::frame::{self, FrameError};
+use hearth_protocol::frame::{FrameError, FrameSplitter};
 use prost::Message as _;
 use quinn::{Connection, RecvStream, SendStream};
 use tokio::sync::Notify;
 use tracing::{debug, warn};
 
-use super::{CLOSE_BAD_FRAMES, Shell, now_ms};
+use super::{CLOSE_BAD_FRAMES, CLOSE_SHUTTING_DOWN, Shell, now_ms};
 use crate::core::{Outcome, RegistrationMode, RelayCore, error};
 use crate::ids::ConnId;
 use crate::registration::{Refresh, RegistrationError};
 
-/// Serves one request stream. `wake` is the connection's delivery wake-up.
-pub(super) async fn serve(
-    shell: Arc<Shell>,
-    conn: ConnId,
-    connection: Connection,
-    wake: Arc<Notify>,
-    (mut send, mut recv): (SendStream, RecvStream),
-) {
-    let _in_flight = shell.requests.enter();
-    let read = tokio::select! {
-        read = read_frame(&mut recv, shell.max_frame_bytes) => read,
-        () = shell.stopped() => {
-            let _ = recv.stop(super::CLOSE_SHUTTING_DOWN);
-            respond(&mut send, &error(ErrorCode::ShuttingDown, "relay shutting down")).await;
+/// Most requests of one stream waiting for their answers; beyond it the
+/// relay stops reading the stream until answers go out (back-pressure).
+const MAX_PENDING_PER_STREAM: usize = 256;
+
+/// An answer still waiting for the writer: the request id and the response.
+type PendingAnswer = Pin<Box<dyn Future<Output = (u64, pb::Response)> + Send>>;
+
+/// What one bidirectional stream's task needs from its connection.
+#[derive(Clone)]
+pub(super) struct StreamContext {
+    pub(super) shell: Arc<Shell>,
+    pub(super) conn: ConnId,
+    pub(super) connection: Connection,
+    /// The connection's delivery wake-up.
+    pub(super) wake: Arc<Notify>,
+}
+
+/// Serves one bidirectional stream until the client finishes it (and every
+/// answer is written), the stream fails, or the relay stops.
+pub(super) async fn serve(context: StreamContext, (mut send, mut recv): (SendStream, RecvStream)) {
+    let shell = Arc::clone(&context.shell);
+    let mut splitter = FrameSplitter::new(shell.max_frame_bytes);
+    let mut pending: FuturesUnordered<PendingAnswer> = FuturesUnordered::new();
+    let mut out = Vec::new();
+    let mut reading = true;
+    let mut woken = false;
+    loop {
+        tokio::select! {
+            biased;
+            Some((id, response)) = pending.next(), if !pending.is_empty() => {
+                queue(&mut out, id, &response, &mut woken);
+            }
+            read = recv.read_chunk(splitter.room(), true),
+                if reading && pending.len() < MAX_PENDING_PER_STREAM =>
+            {
+                match read {
+                    Ok(Some(chunk)) => {
+                        splitter.push(&chunk.bytes);
+                        reading = take_frames(&context, &mut splitter, &mut pending, &mut out, &mut woken).await;
+                        if !reading {
+                            let _ = recv.stop(CLOSE_BAD_FRAMES);
+                        }
+                    }
+                    Ok(None) => {
+                        reading = false;
+                        if splitter.buffered() > 0 {
+                            debug!(conn = ?context.conn, "request stream ended inside a frame");
+                            bad_frame(&context, 0, &FrameError::Truncated, &mut out);
+                        }
+                    }
+                    Err(failure) => {
+                        debug!(conn = ?context.conn, error = %failure, "request stream failed");
+                        return;
+                    }
+                }
+            }
+            () = shell.stopped(), if reading => {
+                reading = false;
+                let _ = recv.stop(CLOSE_SHUTTING_DOWN);
+            }
+        }
+        // Everything else already answered goes out in the same write.
+        while let Some(Some((id, response))) = futures_util::FutureExt::now_or_never(pending.next())
+        {
+            queue(&mut out, id, &response, &mut woken);
+        }
+        if !out.is_empty() {
+            let chunk = Bytes::from(std::mem::take(&mut out));
+            if let Err(failure) = send.write_chunk(chunk).await {
+                debug!(conn = ?context.conn, error = %failure, "could not send responses");
+                return;
+            }
+        }
+        if woken {
+            // Envelopes may be waiting for the mailbox just authenticated.
+            context.wake.notify_one();
+            woken = false;
+        }
+        if !reading && pending.is_empty() {
+            // Fails only if the peer already stopped the stream.
+            let _ = send.finish();
             return;
         }
-    };
-    let response = match read {
-        Ok(Ok(bytes)) => match decode_request(bytes, shell.max_frame_bytes) {
-            Ok(request) => answer(&shell, conn, request).await,
-            Err(bad) => return bad_frame(&shell, conn, &connection, &mut send, &bad).await,
-        },
-        Ok(Err(bad)) => {
-            let _ = recv.stop(super::CLOSE_BAD_FRAMES);
-            return bad_frame(&shell, conn, &connection, &mut send, &bad).await;
-        }
-        Err(failure) => {
-            debug!(?conn, error = %failure, "request stream failed");
-            return;
-        }
-    };
-    respond(&mut send, &response).await;
-    if matches!(
-        response.kind,
-        Some(pb::response::Kind::Authenticated(_) | pb::response::Kind::Registered(_))
-    ) {
-        // Envelopes may be waiting for the mailbox just authenticated.
-        wake.notify_one();
     }
 }
 
-/// Runs a decoded request through the core (and the writer, if it changes
-/// durable state) and returns its answer.
-async fn answer(shell: &Arc<Shell>, conn: ConnId, request: pb::Request) -> pb::Response {
+/// Handles every whole frame the splitter holds. False once the stream's
+/// framing is lost (the caller stops reading it).
+async fn take_frames(
+    context: &StreamContext,
+    splitter: &mut FrameSplitter,
+    pending: &mut FuturesUnordered<PendingAnswer>,
+    out: &mut Vec<u8>,
+    woken: &mut bool,
+) -> bool {
+    loop {
+        match splitter.next_frame() {
+            Ok(Some(frame)) => match decode_request(frame) {
+                Ok(request) => handle(context, request, pending, out, woken).await,
+                Err((id, bad)) => bad_frame(context, id, &bad, out),
+            },
+            Ok(None) => return true,
+            Err(bad) => {
+                debug!(conn = ?context.conn, error = %bad, "request stream framing lost");
+                bad_frame(context, 0, &bad, out);
+                return false;
+            }
+        }
+    }
+}
+
+/// Runs one decoded request through the core: its answer is queued at
+/// once or joins the pending ones.
+async fn handle(
+    context: &StreamContext,
+    request: pb::Request,
+    pending: &mut FuturesUnordered<PendingAnswer>,
+    out: &mut Vec<u8>,
+    woken: &mut bool,
+) {
+    let shell = &context.shell;
+    let id = request.id;
+    let is_ack = matches!(request.kind, Some(pb::request::Kind::Ack(_)));
     if shell.registration == RegistrationMode::Token
         && RelayCore::is_registration(&request)
         && !refresh_registration_tokens(shell).await
     {
-        return error(
+        let refused = error(
             ErrorCode::Internal,
             "the relay could not read its registration tokens",
         );
+        queue(out, id, &refused, woken);
+        return;
     }
-    let pending = {
+    let commit = {
         let mut core = shell.core();
-        match core.handle_request(conn, request, now_ms()) {
-            Outcome::Reply(response) => return response,
+        match core.handle_request(context.conn, request, now_ms()) {
+            Outcome::Reply(response) => Err(response),
             // Queued under the lock: commits reach the store in core order.
-            Outcome::Commit(commit) => shell.writer.enqueue(commit),
+            Outcome::Commit(commit) => Ok(shell.writer.enqueue(commit)),
         }
     };
-    pending
-        .answer()
-        .await
-        .unwrap_or_else(|failed| failed.response())
+    match commit {
+        Err(response) => queue(out, id, &response, woken),
+        // Deleting acknowledged envelopes needs no answer; a failed commit
+        // stops the relay, and the envelopes come again after a restart.
+        Ok(_) if is_ack => {}
+        Ok(commit) => {
+            let in_flight = shell.requests.enter();
+            pending.push(Box::pin(async move {
+                let _in_flight = in_flight;
+                let response = commit
+                    .answer()
+                    .await
+                    .unwrap_or_else(|failed| failed.response());
+                (id, response)
+            }));
+        }
+    }
+}
+
+/// Appends `response`, answering request `id`, to the bytes to write.
+fn queue(out: &mut Vec<u8>, id: u64, response: &pb::Response, woken: &mut bool) {
+    if matches!(
+        response.kind,
+        Some(pb::response::Kind::Authenticated(_) | pb::response::Kind::Registered(_))
+    ) {
+        *woken = true;
+    }
+    let response = pb::Response {
+        id,
+        kind: response.kind.clone(),
+    };
+    response
+        .encode_length_delimited(out)
+        .unwrap_or_else(|_| unreachable!("a Vec grows as needed"));
+}
+
+/// Answers a frame that did not decode, and closes the connection if the
+/// peer keeps sending them.
+fn bad_frame(context: &StreamContext, id: u64, bad: &FrameError, out: &mut Vec<u8>) {
+    debug!(conn = ?context.conn, error = %bad, "malformed request frame");
+    let verdict = context.shell.core().handle_bad_frame(context.conn, bad);
+    queue(out, id, &verdict.response, &mut false);
+    if verdict.close {
+        debug!(conn = ?context.conn, "closing a connection that keeps sending malformed frames");
+        context
+            .connection
+            .close(CLOSE_BAD_FRAMES, b"too many malformed frames");
+    }
+}
+
+/// Just a request's id, read from a frame whose other fields may be
+/// garbled (unknown fields are skipped).
+#[derive(Clone, PartialEq, prost::Message)]
+struct RequestId {
+    #[prost(uint64, tag = "2")]
+    id: u64,
+}
+
+/// Decodes one frame's payload without copying (bodies and sealed headers
+/// share the frame's buffer). On failure, the request's id if it could be
+/// read (else 0) and why.
+fn decode_request(payload: Bytes) -> Result<pb::Request, (u64, FrameError)> {
+    pb::Request::decode(payload.clone()).map_err(|_| {
+        let id = RequestId::decode(payload).map_or(0, |header| header.id);
+        (id, FrameError::BadMessage)
+    })
 }
 
 /// Brings the core's registration tokens up to date with the operator's
@@ -119,143 +287,37 @@ async fn refresh_registration_tokens(shell: &Arc<Shell>) -> bool {
     }
 }
 
-/// Answers a frame that did not decode, and closes the connection if the
-/// peer keeps sending them.
-async fn bad_frame(
-    shell: &Shell,
-    conn: ConnId,
-    connection: &Connection,
-    send: &mut SendStream,
-    bad: &FrameError,
-) {
-    debug!(?conn, error = %bad, "malformed request frame");
-    let verdict = shell.core().handle_bad_frame(conn, bad);
-    respond(send, &verdict.response).await;
-    if verdict.close {
-        debug!(
-            ?conn,
-            "closing a connection that keeps sending malformed frames"
-        );
-        connection.close(CLOSE_BAD_FRAMES, b"too many malformed frames");
-    }
-}
-
-/// Writes the response frame and finishes the stream.
-async fn respond(send: &mut SendStream, response: &pb::Response) {
-    let frame = Bytes::from(frame::encode_message(response));
-    if let Err(failure) = send.write_chunk(frame).await {
-        debug!(error = %failure, "could not send a response");
-        return;
-    }
-    // Fails only if the peer already stopped the stream: nothing to do then.
-    let _ = send.finish();
-}
-
-/// Reads one request frame. The outer error is the stream failing; the
-/// inner one a frame that is malformed or too large, refused as soon as its
-/// length prefix shows it (nothing more is buffered).
-async fn read_frame(
-    recv: &mut RecvStream,
-    limit: usize,
-) -> Result<Result<Vec<u8>, FrameError>, quinn::ReadError> {
-    let mut frame = FrameBuffer::new(limit);
-    while let Some(chunk) = recv.read_chunk(frame.room(), true).await? {
-        if let Err(bad) = frame.push(&chunk.bytes) {
-            return Ok(Err(bad));
-        }
-    }
-    Ok(Ok(frame.bytes))
-}
-
-/// Decodes a whole request frame as [`frame::decode_message`] does, but
-/// without copying: the request's bytes fields (bodies, sealed headers)
-/// share the frame's buffer.
-fn decode_request(frame: Vec<u8>, limit: usize) -> Result<pb::Request, FrameError> {
-    let frame = Bytes::from(frame);
-    let (len, prefix) = frame::decode_prefix(&frame, limit)?;
-    let end = prefix.checked_add(len).ok_or(FrameError::BadLength)?;
-    match end.cmp(&frame.len()) {
-        std::cmp::Ordering::Greater => Err(FrameError::Truncated),
-        std::cmp::Ordering::Less => Err(FrameError::TrailingBytes(frame.len() - end)),
-        std::cmp::Ordering::Equal => {
-            pb::Request::decode(frame.slice(prefix..end)).map_err(|_| FrameError::BadMessage)
-        }
-    }
-}
-
-/// Accumulates one frame's bytes, checking its length prefix as soon as it
-/// has arrived.
-#[derive(Debug)]
-struct FrameBuffer {
-    limit: usize,
-    bytes: Vec<u8>,
-    /// Prefix plus payload length, once the prefix is known.
-    frame_len: Option<usize>,
-}
-
-impl FrameBuffer {
-    fn new(limit: usize) -> Self {
-        Self {
-            limit,
-            bytes: Vec::new(),
-            frame_len: None,
-        }
-    }
-
-    /// Most bytes worth reading next: one beyond the largest acceptable
-    /// frame, so that trailing bytes are seen.
-    fn room(&self) -> usize {
-        let cap = self
-            .frame_len
-            .unwrap_or(self.limit.saturating_add(frame::MAX_PREFIX_LEN));
-        cap.saturating_add(1)
-            .saturating_sub(self.bytes.len())
-            .max(1)
-    }
-
-    /// Appends a chunk; an error means the frame is refused.
-    fn push(&mut self, chunk: &[u8]) -> Result<(), FrameError> {
-        self.bytes.extend_from_slice(chunk);
-        if self.frame_len.is_none() {
-            match frame::decode_prefix(&self.bytes, self.limit) {
-                Ok((len, prefix)) => self.frame_len = Some(len.saturating_add(prefix)),
-                Err(FrameError::Truncated) => {}
-                Err(bad) => return Err(bad),
-            }
-        }
-        match self.frame_len {
-            Some(len) if self.bytes.len() > len => {
-                Err(FrameError::TrailingBytes(self.bytes.len() - len))
-            }
-            _ => Ok(()),
-        }
-    }
-}
-
-/// Counts request tasks, so that shutdown can wait for them.
+/// Counts requests waiting for their answers, so that shutdown can wait for
+/// them.
 #[derive(Debug, Default)]
 pub(crate) struct RequestsInFlight {
-    count: AtomicUsize,
-    idle: Notify,
+    count: Arc<AtomicUsize>,
+    idle: Arc<Notify>,
 }
 
-/// Held by a request task while it runs.
+/// Held while a request waits for its answer.
 #[derive(Debug)]
-pub(crate) struct InFlight<'a>(&'a RequestsInFlight);
+pub(crate) struct InFlight {
+    count: Arc<AtomicUsize>,
+    idle: Arc<Notify>,
+}
 
 impl RequestsInFlight {
-    /// Counts a request task until the guard drops.
-    pub(crate) fn enter(&self) -> InFlight<'_> {
+    /// Counts a request until the guard drops.
+    pub(crate) fn enter(&self) -> InFlight {
         self.count.fetch_add(1, Ordering::SeqCst);
-        InFlight(self)
+        InFlight {
+            count: Arc::clone(&self.count),
+            idle: Arc::clone(&self.idle),
+        }
     }
 
-    /// Requests running now.
+    /// Requests waiting now.
     pub(crate) fn count(&self) -> usize {
         self.count.load(Ordering::SeqCst)
     }
 
-    /// Waits until no request task runs.
+    /// Waits until no request waits.
     pub(crate) async fn idle(&self) {
         loop {
             let notified = self.idle.notified();
@@ -270,10 +332,10 @@ impl RequestsInFlight {
     }
 }
 
-impl Drop for InFlight<'_> {
+impl Drop for InFlight {
     fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify_waiters();
+        if self.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.idle.notify_waiters();
         }
     }
 }
@@ -282,62 +344,23 @@ impl Drop for InFlight<'_> {
 mod tests {
     use super::*;
 
-    fn framed(payload: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        frame::encode_into(payload, &mut out);
-        out
-    }
-
     #[test]
-    fn frame_buffer_accepts_a_frame_in_pieces() {
-        let bytes = framed(&[5; 300]);
-        let mut buffer = FrameBuffer::new(1024);
-        for piece in bytes.chunks(7) {
-            assert!(piece.len() <= buffer.room());
-            buffer.push(piece).unwrap();
-        }
-        assert_eq!(buffer.bytes, bytes);
-        assert_eq!(
-            buffer.room(),
-            1,
-            "only one more byte is read, to detect trailing bytes"
-        );
-    }
-
-    #[test]
-    fn frame_buffer_refuses_an_oversized_frame_from_its_prefix() {
-        let mut prefix = Vec::new();
-        prost::encoding::encode_varint(1 << 20, &mut prefix);
-        let mut buffer = FrameBuffer::new(1024);
-        assert_eq!(
-            buffer.push(&prefix),
-            Err(FrameError::TooLarge {
-                declared: 1 << 20,
-                limit: 1024
-            })
-        );
-    }
-
-    #[test]
-    fn a_request_decodes_as_decode_message_does_and_shares_the_frame() {
+    fn a_request_decodes_without_copying_its_body() {
         let request = pb::Request {
+            id: 7,
             kind: Some(pb::request::Kind::Send(pb::Send {
                 body: Bytes::from(vec![7u8; 300]),
                 ..Default::default()
             })),
             ..Default::default()
         };
-        let encoded = frame::encode_message(&request);
-        assert_eq!(
-            decode_request(encoded.clone(), 1024),
-            frame::decode_message::<pb::Request>(&encoded, 1024)
-        );
-        let range = encoded.as_ptr_range();
-        let decoded = decode_request(encoded, 1024).unwrap();
+        let payload = Bytes::from(request.encode_to_vec());
+        let range = payload.as_ptr_range();
+        let decoded = decode_request(payload).unwrap();
+        assert_eq!(decoded, request);
         let Some(pb::request::Kind::Send(send)) = decoded.kind else {
             panic!("decoded another kind");
         };
-        assert_eq!(send.body.as_ref(), &[7; 300]);
         assert!(
             range.contains(&send.body.as_ptr()),
             "the body is a view of the frame, not a copy"
@@ -345,65 +368,55 @@ mod tests {
     }
 
     #[test]
-    fn a_request_frame_that_is_cut_long_or_garbled_is_refused() {
-        let encoded = frame::encode_message(&pb::Request::default());
-        let mut long = encoded.clone();
-        long.push(0);
+    fn a_garbled_request_is_refused_with_its_id_when_readable() {
+        // Field 2 (the id) intact, then field 10 holding a broken message.
+        let mut garbled = RequestId { id: 42 }.encode_to_vec();
+        garbled.extend_from_slice(&[0x52, 0x01, 0xff]);
         assert_eq!(
-            decode_request(long, 1024),
-            Err(FrameError::TrailingBytes(1))
+            decode_request(Bytes::from(garbled)),
+            Err((42, FrameError::BadMessage))
         );
         assert_eq!(
-            decode_request(vec![5, 1, 2], 1024),
-            Err(FrameError::Truncated)
-        );
-        assert!(matches!(
-            decode_request(vec![0x80, 0x80, 0x10], 1024),
-            Err(FrameError::TooLarge { .. })
-        ));
-        assert_eq!(
-            decode_request(vec![2, 0xff, 0xff], 1024),
-            Err(FrameError::BadMessage)
+            decode_request(Bytes::from_static(&[0xff, 0xff])),
+            Err((0, FrameError::BadMessage))
         );
     }
 
     #[test]
-    fn frame_buffer_refuses_bytes_after_the_frame() {
-        let mut bytes = framed(b"hello");
-        bytes.extend_from_slice(b"xx");
-        let mut buffer = FrameBuffer::new(1024);
-        assert_eq!(buffer.push(&bytes), Err(FrameError::TrailingBytes(2)));
-    }
-
-    #[test]
-    fn frame_buffer_never_asks_for_more_than_limit_plus_prefix() {
-        let buffer = FrameBuffer::new(256 * 1024);
-        assert_eq!(buffer.room(), 256 * 1024 + frame::MAX_PREFIX_LEN + 1);
+    fn responses_carry_their_request_id_and_frame_back_to_back() {
+        let mut out = Vec::new();
+        let mut woken = false;
+        queue(&mut out, 3, &error(ErrorCode::BadRequest, "no"), &mut woken);
+        assert!(!woken);
+        let authenticated =
+            crate::core::response(pb::response::Kind::Authenticated(pb::Authenticated {}));
+        queue(&mut out, 4, &authenticated, &mut woken);
+        assert!(woken, "an authentication wakes the delivery task");
+        let mut splitter = FrameSplitter::new(1024);
+        splitter.push(&out);
+        let ids: Vec<u64> = std::iter::from_fn(|| splitter.next_frame().unwrap())
+            .map(|frame| pb::Response::decode(frame).unwrap().id)
+            .collect();
+        assert_eq!(ids, [3, 4]);
     }
 
     #[tokio::test]
     async fn idle_waits_for_every_request_to_finish() {
         let requests = Arc::new(RequestsInFlight::default());
-        let (started, mut wait_started) = tokio::sync::mpsc::channel(1);
-        let (release, released) = tokio::sync::oneshot::channel::<()>();
-        let task = {
-            let requests = Arc::clone(&requests);
-            tokio::spawn(async move {
-                let _guard = requests.enter();
-                started.send(()).await.unwrap();
-                released.await.unwrap();
-            })
-        };
-        wait_started.recv().await.unwrap();
+        let guard = requests.enter();
         assert_eq!(requests.count(), 1);
         let idle =
             tokio::time::timeout(std::time::Duration::from_millis(50), requests.idle()).await;
-        assert!(idle.is_err(), "idle while a request runs");
-        release.send(()).unwrap();
-        tokio::time::timeout(std::time::Duration::from_secs(5), requests.idle())
+        assert!(idle.is_err(), "idle while a request waits");
+        let waiter = {
+            let requests = Arc::clone(&requests);
+            tokio::spawn(async move { requests.idle().await })
+        };
+        drop(guard);
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
             .await
+            .unwrap()
             .unwrap();
-        task.await.unwrap();
         assert_eq!(requests.count(), 0);
     }
 }

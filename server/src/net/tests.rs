@@ -14,6 +14,7 @@ use ed25519_dalek::{Signer as _, SigningKey};
 use hearth_proto::relay::{self as pb, ErrorCode, request::Kind as Req, response::Kind as Resp};
 use hearth_protocol::address::{Fingerprint, RelayAddress};
 use hearth_protocol::frame;
+use prost::Message as _;
 use quinn::crypto::rustls::QuicClientConfig;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -127,6 +128,7 @@ async fn raw_request(connection: &quinn::Connection, bytes: &[u8]) -> pb::Respon
 async fn request(connection: &quinn::Connection, kind: Req) -> Resp {
     let request = pb::Request {
         version: 1,
+        id: 0,
         kind: Some(kind),
     };
     raw_request(connection, &frame::encode_message(&request))
@@ -172,13 +174,110 @@ async fn register(
     request(connection, Req::Register(register)).await
 }
 
+/// The first frame on the connection's delivery stream.
 async fn next_delivery(connection: &quinn::Connection) -> pb::Delivery {
     let mut stream = tokio::time::timeout(WAIT, connection.accept_uni())
         .await
         .unwrap()
         .unwrap();
-    let bytes = stream.read_to_end(LIMIT).await.unwrap();
-    frame::decode_message(&bytes, LIMIT).unwrap()
+    pb::Delivery::decode(Frames::new(&mut stream).next().await).unwrap()
+}
+
+/// The frames of one stream, in order.
+struct Frames<'a> {
+    stream: &'a mut quinn::RecvStream,
+    splitter: frame::FrameSplitter,
+}
+
+impl<'a> Frames<'a> {
+    fn new(stream: &'a mut quinn::RecvStream) -> Self {
+        Self {
+            stream,
+            splitter: frame::FrameSplitter::new(LIMIT),
+        }
+    }
+
+    /// The next whole frame.
+    async fn next(&mut self) -> Bytes {
+        loop {
+            if let Some(frame) = self.splitter.next_frame().unwrap() {
+                return frame;
+            }
+            let chunk = tokio::time::timeout(WAIT, self.stream.read_chunk(LIMIT, true))
+                .await
+                .unwrap()
+                .unwrap()
+                .expect("the stream ended before a whole frame");
+            self.splitter.push(&chunk.bytes);
+        }
+    }
+
+    /// The next frame as a response.
+    async fn response(&mut self) -> pb::Response {
+        pb::Response::decode(self.next().await).unwrap()
+    }
+}
+
+/// One frame of request `id`.
+fn framed(id: u64, kind: Req) -> Vec<u8> {
+    frame::encode_message(&pb::Request {
+        version: 1,
+        id,
+        kind: Some(kind),
+    })
+}
+
+#[tokio::test]
+async fn pipelined_requests_on_one_stream_are_answered_by_id_and_survive_a_bad_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RunningRelay::start(config(dir.path(), RegistrationMode::Open))
+        .await
+        .unwrap();
+    let connection = connect(&relay).await;
+    let (mut send, mut recv) = connection.open_bi().await.unwrap();
+    let challenge = || Req::GetChallenge(pb::GetChallenge {});
+    // Three frames in one write: good, garbled (its id still readable), good.
+    let mut bytes = framed(1, challenge());
+    let mut garbled = Vec::new();
+    prost::encoding::encode_key(2, prost::encoding::WireType::Varint, &mut garbled);
+    prost::encoding::encode_varint(7, &mut garbled);
+    garbled.extend_from_slice(&[0x52, 0x01, 0xff]);
+    frame::encode_into(&garbled, &mut bytes);
+    bytes.extend(framed(3, challenge()));
+    send.write_all(&bytes).await.unwrap();
+    let mut responses = Frames::new(&mut recv);
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        answers.push(responses.response().await);
+    }
+    answers.sort_by_key(|answer| answer.id);
+    assert_eq!(answers.iter().map(|a| a.id).collect::<Vec<_>>(), [1, 3, 7]);
+    assert!(matches!(answers[0].kind, Some(Resp::Challenge(_))));
+    assert!(matches!(answers[1].kind, Some(Resp::Challenge(_))));
+    assert_eq!(
+        error_code(answers[2].kind.clone().unwrap()),
+        ErrorCode::BadFrame
+    );
+    // The stream goes on after the bad frame.
+    send.write_all(&framed(4, challenge())).await.unwrap();
+    let answer = responses.response().await;
+    assert_eq!(answer.id, 4);
+    // A broken length prefix ends the stream (id 0), not the connection.
+    send.write_all(&[0xff; 11]).await.unwrap();
+    let answer = responses.response().await;
+    assert_eq!(
+        (answer.id, error_code(answer.kind.unwrap())),
+        (0, ErrorCode::BadFrame)
+    );
+    let rest = tokio::time::timeout(WAIT, recv.read_to_end(LIMIT))
+        .await
+        .unwrap();
+    assert_eq!(rest.unwrap(), b"", "the relay finished the stream");
+    assert!(matches!(
+        request(&connection, challenge()).await,
+        Resp::Challenge(_)
+    ));
+    relay.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -250,6 +349,7 @@ async fn an_unacknowledged_envelope_survives_a_restart_and_is_delivered_again() 
 
     let sender = connect(&relay).await;
     let send = pb::Send {
+        retry: false,
         client_message_id: Bytes::from_static(&[1; 16]),
         body: Bytes::from_static(b"sealed body"),
         recipients: vec![pb::Recipient {
@@ -285,14 +385,21 @@ async fn an_unacknowledged_envelope_survives_a_restart_and_is_delivered_again() 
     let again = next_delivery(&owner).await;
     assert_eq!(again.envelopes[0].seq, seq);
     assert_eq!(again.envelopes[0].sealed_header.as_ref(), b"sealed header");
+    // A cumulative ack, not answered; a request behind it on the same
+    // stream is, and by then the ack was handled.
     let ack = pb::Ack {
         mailbox_id: Bytes::copy_from_slice(&mailbox),
-        seqs: vec![seq],
+        seqs: Vec::new(),
+        through: Some(seq),
     };
-    assert!(matches!(
-        request(&owner, Req::Ack(ack)).await,
-        Resp::Acked(pb::Acked { deleted: 1 })
-    ));
+    let mut bytes = framed(1, Req::Ack(ack));
+    bytes.extend(framed(2, Req::GetChallenge(pb::GetChallenge {})));
+    let answer = raw_request(&owner, &bytes).await;
+    assert!(
+        matches!(answer.kind, Some(Resp::Challenge(_))),
+        "{answer:?}"
+    );
+    assert_eq!(answer.id, 2);
     assert_eq!(relay.stats().envelopes, 0);
     relay.shutdown().await.unwrap();
 }
@@ -377,6 +484,7 @@ async fn answers_challenge(connection: &quinn::Connection) -> bool {
         let (mut send, mut recv) = connection.open_bi().await.ok()?;
         let request = pb::Request {
             version: 1,
+            id: 0,
             kind: Some(Req::GetChallenge(pb::GetChallenge {})),
         };
         send.write_all(&frame::encode_message(&request))
@@ -389,7 +497,8 @@ async fn answers_challenge(connection: &quinn::Connection) -> bool {
     matches!(
         tokio::time::timeout(WAIT, attempt).await,
         Ok(Some(pb::Response {
-            kind: Some(Resp::Challenge(_))
+            kind: Some(Resp::Challenge(_)),
+            ..
         }))
     )
 }

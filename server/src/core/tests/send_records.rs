@@ -24,6 +24,7 @@ fn send_numbered(h: &mut Harness, client: &Client, n: u32, to: &[&Owner]) -> Vec
         })
         .collect();
     let send = pb::Send {
+        retry: false,
         client_message_id: message_id(n).to_vec().into(),
         body: Bytes::from_static(b"sealed"),
         recipients,

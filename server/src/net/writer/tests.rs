@@ -59,7 +59,8 @@ impl MailboxStore for GatedStore {
 
 const MAILBOX: MailboxId = MailboxId([3; 32]);
 
-/// A commit that stores one send token and answers `Acked { deleted: n }`.
+/// A commit that stores one send token and answers with a response that
+/// tells `n` apart.
 fn commit(n: u32) -> Commit {
     let mut batch = Batch::default();
     batch.push(Mutation::PutSendToken(
@@ -74,7 +75,9 @@ fn commit(n: u32) -> Commit {
 }
 
 fn acked(n: u32) -> pb::Response {
-    response(Kind::Acked(pb::Acked { deleted: n }))
+    response(Kind::Challenge(pb::Challenge {
+        challenge: n.to_be_bytes().to_vec().into(),
+    }))
 }
 
 /// Tickets reported to the core, in order, and whether the failure hook ran.
