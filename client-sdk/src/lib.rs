@@ -128,11 +128,15 @@
 //! };
 //! relay.send_one([1u8; 16], recipient, Bytes::from_static(b"ciphertext")).await?;
 //!
-//! // Receive, process durably, then acknowledge.
+//! // Receive, process durably, then acknowledge: cumulatively, queued and
+//! // coalesced, never answered.
 //! while let Some(delivery) = relay.next_delivery().await {
-//!     let seqs: Vec<u64> = delivery.envelopes.iter().map(|e| e.seq).collect();
-//!     relay.ack(delivery.mailbox_id, &seqs).await?;
+//!     if let Some(last) = delivery.envelopes.last() {
+//!         relay.ack_through(delivery.mailbox_id, last.seq)?;
+//!     }
 //! }
+//! // Before closing: the relay has handled and stored every ack.
+//! relay.flush().await?;
 //! # Ok(())
 //! # }
 //! ```

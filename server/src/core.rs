@@ -348,11 +348,17 @@ impl RelayCore {
             Ok(request) => request,
             Err(Invalid { code, message }) => return reply_error(code, message),
         };
+        // A sync changes nothing: it must not keep an unauthenticated
+        // connection alive.
+        let may_be_useful = !matches!(request, Request::Sync);
         let outcome = match request {
             Request::GetChallenge => {
                 let challenge = state.challenge.to_vec().into();
                 Outcome::Reply(response(Kind::Challenge(pb::Challenge { challenge })))
             }
+            // An empty commit: the writer answers it once everything queued
+            // before it is durable.
+            Request::Sync => self.commit(Batch::default(), Pending::default(), done()),
             Request::Register {
                 mailbox,
                 key,
@@ -379,7 +385,8 @@ impl RelayCore {
         // A request that changes durable state passed its checks (a send
         // stored, a prekey fetched, a mailbox registered): the connection
         // is of use, so its time to authenticate starts again.
-        if matches!(outcome, Outcome::Commit(_))
+        if may_be_useful
+            && matches!(outcome, Outcome::Commit(_))
             && let Some(state) = self.conns.get_mut(&conn)
         {
             state.useful_at = now;

@@ -126,13 +126,11 @@ impl RelayClient {
         self.exchange.queue_ack(mailbox_id, Some(through), &[])
     }
 
-    /// Waits until the relay has read everything queued on the control
-    /// stream before this call (acknowledgements included): one round trip.
+    /// Waits until the relay has handled everything queued on the control
+    /// stream before this call, acknowledgements included, and made it
+    /// durable: one round trip (a `Sync` request).
     pub async fn flush(&self) -> Result<(), ClientError> {
-        match self.call(Req::GetChallenge(pb::GetChallenge {})).await? {
-            Some(Resp::Challenge(_)) => Ok(()),
-            other => Err(unexpected("Challenge", other.as_ref())),
-        }
+        self.expect_done(Req::Sync(pb::Sync {})).await
     }
 
     /// Lets holders of `token` send to an authenticated mailbox. Only

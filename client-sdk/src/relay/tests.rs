@@ -236,7 +236,7 @@ fn answer(
             state.token_hashes.push(add.token_hash.to_vec());
             Resp::Done(pb::Done {})
         }
-        Req::RevokeSendToken(_) | Req::PublishPrekeys(_) => Resp::Done(pb::Done {}),
+        Req::RevokeSendToken(_) | Req::PublishPrekeys(_) | Req::Sync(_) => Resp::Done(pb::Done {}),
         Req::FetchPrekeys(_) => Resp::PrekeyBundle(pb::PrekeyBundle {
             signed_bundle: Bytes::from_static(b"bundle"),
             one_time_prekey: Bytes::from_static(b"otk"),

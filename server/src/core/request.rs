@@ -59,6 +59,7 @@ pub(crate) struct Publish {
 #[derive(Debug)]
 pub(crate) enum Request {
     GetChallenge,
+    Sync,
     Register {
         mailbox: MailboxId,
         key: [u8; 32],
@@ -131,6 +132,7 @@ impl Request {
         let kind = request.kind.ok_or(bad("unknown or missing request type"))?;
         Ok(match kind {
             Kind::GetChallenge(_) => Self::GetChallenge,
+            Kind::Sync(_) => Self::Sync,
             Kind::Register(r) => {
                 if r.registration_token.len() > MAX_REGISTRATION_TOKEN_BYTES {
                     return Err(bad("registration token is too long"));

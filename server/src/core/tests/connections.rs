@@ -25,6 +25,12 @@ fn an_idle_unauthenticated_connection_is_closed_at_its_deadline() {
         Some(Resp::Challenge(_))
     ));
     assert_eq!(h.core.poll_timeout(idle.conn), Some(deadline));
+    // Nor are syncs, though they go through the writer.
+    assert!(matches!(
+        h.call(&idle, Req::Sync(pb::Sync {})).kind,
+        Some(Resp::Done(_))
+    ));
+    assert_eq!(h.core.poll_timeout(idle.conn), Some(deadline));
     assert_eq!(h.core.handle_timeout(idle.conn, deadline - 1), None);
     let close = h.core.handle_timeout(idle.conn, deadline).expect("closed");
     assert_eq!(close.code, ErrorCode::Unauthorized);
