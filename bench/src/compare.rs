@@ -1,7 +1,10 @@
 //! `hearth-bench compare`: the same workloads against the Hearth relay
 //! and against the local Mosquitto, NATS JetStream, Redis Streams and
 //! PostgreSQL, in one run, each row stating whether an acknowledged
-//! message had been fsynced. Systems that cannot be reached are skipped
+//! message had been fsynced and whether its transport is encrypted. Every
+//! peer that speaks TLS also gets a TLS row, run on a private instance
+//! this tool starts with a certificate it makes ([`private`]). Systems
+//! that cannot be reached (or whose server binary is missing) are skipped
 //! with the reason. Results go to `results.json`, `summary.md` and SVG
 //! charts in the output folder.
 
@@ -13,11 +16,13 @@ mod mqtt;
 mod nats;
 pub(crate) mod peer;
 mod postgres;
+mod private;
 mod redis;
 mod relay_only;
 mod results;
 pub(crate) mod server;
 mod tables;
+mod tls;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,13 +33,15 @@ use clap::{Args, ValueEnum};
 
 use self::drive::{Outcome, Scenario};
 use self::hearth::HearthPeer;
-use self::mqtt::MqttPeer;
+use self::mqtt::{Broker, MqttPeer};
 use self::nats::NatsPeer;
-use self::peer::{Durability, Peer, Topology};
-use self::postgres::PostgresPeer;
+use self::peer::{Durability, Peer, Topology, Transport};
+use self::postgres::{Database, PostgresPeer};
+use self::private::{Instance, Kind};
 use self::redis::{Fsync, RedisPeer};
 use self::results::{Results, Row, RowLabel, Setting, Skipped};
 use self::server::ServerProbe;
+use self::tls::PostgresTls;
 use crate::workload::Pacing;
 use crate::{ClientArgs, CommonArgs, THROUGHPUT_LIMITS, relay_env, start_relay};
 
@@ -118,32 +125,52 @@ impl CompareArgs {
     }
 }
 
-/// A system under comparison.
+/// A system under comparison. The `-tls` rows run on a private instance
+/// of the server, started by this tool for the row with a certificate it
+/// makes; their clients pin that certificate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum System {
-    /// The Hearth relay (started by this tool).
+    /// The Hearth relay (started by this tool; QUIC, TLS 1.3).
     Hearth,
-    /// Mosquitto, MQTT QoS 1, persistent sessions.
+    /// Mosquitto, MQTT QoS 1, persistent sessions (the local broker,
+    /// plaintext TCP).
     Mqtt,
-    /// NATS JetStream, file storage.
+    /// Mosquitto as `mqtt`, on a private broker's TLS listener.
+    #[value(alias = "mosquitto-tls")]
+    MqttTls,
+    /// NATS JetStream, file storage (the local server, plaintext TCP).
     Nats,
-    /// Redis Streams, AOF with `appendfsync always`.
+    /// NATS JetStream as `nats`, on a private server requiring TLS.
+    NatsTls,
+    /// Redis Streams, AOF with `appendfsync always` (the local server,
+    /// plaintext TCP).
     RedisAlways,
-    /// Redis Streams, AOF with `appendfsync everysec`.
+    /// Redis Streams as `redis-always`, on a private server's `tls-port`.
+    RedisAlwaysTls,
+    /// Redis Streams, AOF with `appendfsync everysec` (the local server,
+    /// plaintext TCP).
     RedisEverysec,
-    /// PostgreSQL queue table, `synchronous_commit = on`.
+    /// PostgreSQL queue table, `synchronous_commit = on` (the local
+    /// server, plaintext TCP).
     Postgres,
+    /// PostgreSQL as `postgres`, on a private cluster with
+    /// `sslmode=require`.
+    PostgresTls,
 }
 
 impl System {
-    /// Every system, Hearth first.
-    const ALL: [Self; 6] = [
+    /// Every system, Hearth first, each TLS row after its plaintext twin.
+    const ALL: [Self; 10] = [
         Self::Hearth,
         Self::Mqtt,
+        Self::MqttTls,
         Self::Nats,
+        Self::NatsTls,
         Self::RedisAlways,
+        Self::RedisAlwaysTls,
         Self::RedisEverysec,
         Self::Postgres,
+        Self::PostgresTls,
     ];
 
     /// The name in tables and charts.
@@ -151,33 +178,60 @@ impl System {
         match self {
             Self::Hearth => "Hearth relay",
             Self::Mqtt => "Mosquitto (MQTT QoS 1)",
+            Self::MqttTls => "Mosquitto (MQTT QoS 1, TLS)",
             Self::Nats => "NATS JetStream",
+            Self::NatsTls => "NATS JetStream (TLS)",
             Self::RedisAlways => "Redis Streams (fsync always)",
+            Self::RedisAlwaysTls => "Redis Streams (fsync always, TLS)",
             Self::RedisEverysec => "Redis Streams (fsync everysec)",
             Self::Postgres => "PostgreSQL (queue table)",
+            Self::PostgresTls => "PostgreSQL (queue table, TLS)",
         }
     }
 
     fn durability(self) -> Durability {
         match self {
             Self::Hearth => hearth::durability(),
-            Self::Mqtt => mqtt::durability(),
-            Self::Nats => nats::durability(),
-            Self::RedisAlways => Fsync::Always.durability(),
+            Self::Mqtt | Self::MqttTls => mqtt::durability(),
+            Self::Nats | Self::NatsTls => nats::durability(),
+            Self::RedisAlways | Self::RedisAlwaysTls => Fsync::Always.durability(),
             Self::RedisEverysec => Fsync::EverySec.durability(),
-            Self::Postgres => postgres::durability(),
+            Self::Postgres | Self::PostgresTls => postgres::durability(),
         }
     }
 
-    /// Whether the local service answers (Hearth is started per row).
+    /// The private server a TLS row starts; `None` for the others.
+    fn private_kind(self) -> Option<Kind> {
+        match self {
+            Self::MqttTls => Some(Kind::Mosquitto),
+            Self::NatsTls => Some(Kind::Nats),
+            Self::RedisAlwaysTls => Some(Kind::Redis),
+            Self::PostgresTls => Some(Kind::Postgres),
+            Self::Hearth
+            | Self::Mqtt
+            | Self::Nats
+            | Self::RedisAlways
+            | Self::RedisEverysec
+            | Self::Postgres => None,
+        }
+    }
+
+    /// Whether the local service answers (Hearth is started per row); for
+    /// a TLS row, whether its server binary is installed (the instance is
+    /// started per row).
     async fn reachable(self) -> anyhow::Result<()> {
         let check = async {
+            if let Some(kind) = self.private_kind() {
+                return kind.binaries().map(drop);
+            }
             match self {
-                Self::Hearth => Ok(()),
-                Self::Mqtt => MqttPeer::reachable().await,
-                Self::Nats => NatsPeer::reachable().await,
-                Self::RedisAlways | Self::RedisEverysec => RedisPeer::reachable().await,
-                Self::Postgres => PostgresPeer::reachable().await,
+                Self::Mqtt => MqttPeer::reachable(&Broker::local()).await,
+                Self::Nats => NatsPeer::reachable(&nats::Server::local()).await,
+                Self::RedisAlways | Self::RedisEverysec => {
+                    RedisPeer::reachable(&redis::local()?).await
+                }
+                Self::Postgres => PostgresPeer::reachable(&Database::local()).await,
+                _ => Ok(()),
             }
         };
         tokio::time::timeout(Duration::from_secs(15), check)
@@ -349,19 +403,21 @@ async fn measure(
     let budget = scenario.warmup + scenario.duration + scenario.drain_timeout + ROW_BUDGET;
     let outcome = tokio::time::timeout(budget, run_on(args, system, scenario)).await;
     match outcome {
-        Ok(Ok(outcome)) => {
-            let row = Row::new(label, outcome);
+        Ok(Ok((outcome, transport))) => {
+            let row = Row::new(label, transport, outcome);
             eprintln!(
-                "    {:.0} msg/s, {:.0} deliveries/s, p50 {:.2} ms, p99 {:.2} ms, server {:.4} CPU ms/msg, check {}",
+                "    {:.0} msg/s, {:.0} deliveries/s, p50 {:.2} ms, p99 {:.2} ms, CPU ms/msg server {:.4} load generator {:.4}, send errors {}, check {}",
                 row.messages_per_second,
                 row.deliveries_per_second,
                 row.delivery_latency_ms.p50,
                 row.delivery_latency_ms.p99,
                 row.server_cpu_ms_per_message,
-                if row.check.exactly_once {
-                    "OK"
-                } else {
-                    "FAILED"
+                row.load_generator_cpu_ms_per_message,
+                row.check.send_errors,
+                match (row.check.exactly_once, row.ok()) {
+                    (true, true) => "OK",
+                    (true, false) => "SEND ERRORS",
+                    (false, _) => "FAILED",
                 }
             );
             Ok(row)
@@ -377,13 +433,16 @@ async fn measure(
     }
 }
 
-/// Runs `scenario` on `system`.
+/// Runs `scenario` on `system`; what it measured and over what.
 async fn run_on(
     args: &CompareArgs,
     system: System,
     scenario: &Scenario,
-) -> anyhow::Result<Outcome> {
-    match system {
+) -> anyhow::Result<(Outcome, Transport)> {
+    if let Some(kind) = system.private_kind() {
+        return on_private(args, system, kind, scenario).await;
+    }
+    let outcome = match system {
         System::Hearth => {
             let connections = scenario.topology.mailboxes() + scenario.topology.groups;
             let env = relay_env(&args.common, connections, &THROUGHPUT_LIMITS);
@@ -396,16 +455,38 @@ async fn run_on(
             let stopped = relay.stop().await;
             let outcome = outcome?;
             stopped.context("stopping the relay")?;
-            Ok(outcome)
+            return Ok((outcome, Transport::quic()));
         }
-        System::Mqtt => on(MqttPeer::new(), scenario, &["mosquitto"]).await,
-        System::Nats => on(NatsPeer::new(), scenario, &["nats-server"]).await,
-        System::RedisAlways => on(RedisPeer::new(Fsync::Always), scenario, &["redis-server"]).await,
+        System::Mqtt => on(MqttPeer::new(Broker::local()), scenario, &["mosquitto"]).await,
+        System::Nats => {
+            on(
+                NatsPeer::new(nats::Server::local()),
+                scenario,
+                &["nats-server"],
+            )
+            .await
+        }
+        System::RedisAlways => {
+            let peer = RedisPeer::new(Fsync::Always, redis::local()?);
+            on(peer, scenario, &["redis-server"]).await
+        }
         System::RedisEverysec => {
-            on(RedisPeer::new(Fsync::EverySec), scenario, &["redis-server"]).await
+            let peer = RedisPeer::new(Fsync::EverySec, redis::local()?);
+            on(peer, scenario, &["redis-server"]).await
         }
-        System::Postgres => on(PostgresPeer::new(), scenario, &["postgres"]).await,
-    }
+        System::Postgres => {
+            on(
+                PostgresPeer::new(Database::local()),
+                scenario,
+                &["postgres"],
+            )
+            .await
+        }
+        System::MqttTls | System::NatsTls | System::RedisAlwaysTls | System::PostgresTls => {
+            anyhow::bail!("{} needs a private instance", system.name())
+        }
+    };
+    Ok((outcome?, Transport::plaintext()))
 }
 
 /// Runs `scenario` on a local service whose processes are `names`.
@@ -415,6 +496,57 @@ async fn on<P: Peer + 'static>(
     names: &'static [&'static str],
 ) -> anyhow::Result<Outcome> {
     drive::run(&Arc::new(peer), scenario, &ServerProbe::Named(names)).await
+}
+
+/// Runs `scenario` on a private `kind` instance started for this row, and
+/// stops and removes it afterwards (also after an error; a cancelled row
+/// drops it, which kills it and removes its folder).
+async fn on_private(
+    args: &CompareArgs,
+    system: System,
+    kind: Kind,
+    scenario: &Scenario,
+) -> anyhow::Result<(Outcome, Transport)> {
+    let instance = Instance::start(kind, args.common.data_parent.as_deref()).await?;
+    let transport = Transport::tls(instance.tls_version());
+    let outcome = run_private(system, &instance, scenario).await;
+    let stopped = instance.stop().await;
+    let outcome = outcome?;
+    stopped.context("stopping the private instance")?;
+    Ok((outcome, transport))
+}
+
+/// Runs `scenario` with `system`'s clients on `instance`.
+async fn run_private(
+    system: System,
+    instance: &Instance,
+    scenario: &Scenario,
+) -> anyhow::Result<Outcome> {
+    let probe = instance.server_probe();
+    let root = instance.certificate().cert_pem();
+    match system {
+        System::MqttTls => {
+            let peer = MqttPeer::new(Broker::tls(instance.port(), root));
+            drive::run(&Arc::new(peer), scenario, &probe).await
+        }
+        System::NatsTls => {
+            let server = nats::Server::tls(instance.port(), instance.client_config());
+            drive::run(&Arc::new(NatsPeer::new(server)), scenario, &probe).await
+        }
+        System::RedisAlwaysTls => {
+            let client = redis::tls(instance.port(), root)?;
+            let peer = RedisPeer::new(Fsync::Always, client);
+            drive::run(&Arc::new(peer), scenario, &probe).await
+        }
+        System::PostgresTls => {
+            let database = Database::tls(
+                instance.postgres_config(),
+                PostgresTls::new(instance.client_config()),
+            );
+            drive::run(&Arc::new(PostgresPeer::new(database)), scenario, &probe).await
+        }
+        _ => anyhow::bail!("{} has no private instance", system.name()),
+    }
 }
 
 /// Writes `results.json`, `summary.md` and the charts.
@@ -443,6 +575,14 @@ mod tests {
     fn defaults_reproduce_the_issue_and_quick_shrinks_them() {
         let args = Cli::try_parse_from(["x"]).unwrap().compare;
         assert_eq!(args.systems, System::ALL);
+        for tls in [
+            System::MqttTls,
+            System::NatsTls,
+            System::RedisAlwaysTls,
+            System::PostgresTls,
+        ] {
+            assert!(args.systems.contains(&tls), "{tls:?} is a default");
+        }
         assert_eq!((args.senders, args.members), (100, 30));
         assert_eq!((args.backlog, args.mailboxes), (1_000_000, 10_000));
         assert_eq!(args.idle_connections, 10_000);
@@ -474,6 +614,42 @@ mod tests {
         assert_eq!(args.rates, [500.0, 2500.0]);
         let names: Vec<String> = scenarios(&args).into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["circle 1→30", "circle baseline 1→1"]);
+    }
+
+    #[test]
+    fn tls_rows_are_named_on_the_command_line_and_pair_with_their_twins() {
+        let args = Cli::try_parse_from([
+            "x",
+            "--systems",
+            "redis-always-tls,mosquitto-tls,mqtt-tls,nats-tls,postgres-tls",
+        ])
+        .unwrap()
+        .compare;
+        assert_eq!(
+            args.systems,
+            [
+                System::RedisAlwaysTls,
+                System::MqttTls,
+                System::MqttTls,
+                System::NatsTls,
+                System::PostgresTls
+            ]
+        );
+        for system in System::ALL {
+            let tls = system.private_kind().is_some();
+            assert_eq!(system.name().contains("TLS"), tls, "{system:?}");
+            if tls {
+                let twin = System::ALL
+                    .into_iter()
+                    .find(|t| {
+                        t.private_kind().is_none()
+                            && system.name().replace(", TLS)", ")").replace(" (TLS)", "")
+                                == t.name()
+                    })
+                    .unwrap();
+                assert_eq!(system.durability(), twin.durability(), "{system:?}");
+            }
+        }
     }
 
     #[test]

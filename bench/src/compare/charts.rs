@@ -127,8 +127,16 @@ fn fsynced(summary: &[Summary], system: &str) -> bool {
 }
 
 /// A short label: `Redis Streams (fsync always)` → `Redis always`,
-/// `Mosquitto (MQTT QoS 1)` → `Mosquitto`, `Hearth relay` → `Hearth`.
+/// `Mosquitto (MQTT QoS 1)` → `Mosquitto`, `Hearth relay` → `Hearth`; a
+/// TLS row keeps `TLS`: `NATS JetStream (TLS)` → `NATS JetStream TLS`.
 pub(crate) fn short(system: &str) -> String {
+    for marker in [", TLS)", " (TLS)"] {
+        if let Some(at) = system.find(marker) {
+            let close = if marker.starts_with(',') { ")" } else { "" };
+            let plain = format!("{}{close}{}", &system[..at], &system[at + marker.len()..]);
+            return format!("{} TLS", short(&plain));
+        }
+    }
     if let Some(policy) = system
         .strip_prefix("Redis")
         .and_then(|rest| rest.split("fsync ").nth(1))
@@ -341,6 +349,13 @@ mod tests {
         assert_eq!(short("Redis Streams (fsync everysec)"), "Redis everysec");
         assert_eq!(short("PostgreSQL (queue table)"), "PostgreSQL");
         assert_eq!(short("NATS JetStream"), "NATS JetStream");
+        assert_eq!(short("NATS JetStream (TLS)"), "NATS JetStream TLS");
+        assert_eq!(
+            short("Redis Streams (fsync always, TLS)"),
+            "Redis always TLS"
+        );
+        assert_eq!(short("Mosquitto (MQTT QoS 1, TLS)"), "Mosquitto TLS");
+        assert_eq!(short("PostgreSQL (queue table, TLS)"), "PostgreSQL TLS");
         assert_eq!(slug("1:1 at 5000/s"), "1-1-at-5000-s");
     }
 
@@ -360,14 +375,18 @@ mod tests {
                 fsynced_before_ack: fsynced,
                 note: String::new(),
             },
+            transport: Default::default(),
             runs: 3,
             failed_checks: 0,
+            send_errors: 0,
+            runs_with_send_errors: 0,
             messages_per_second: spread(100.0),
             deliveries_per_second: spread(100.0),
             p50_ms: spread(2.0),
             p99_ms: spread(9.0),
             p99_9_ms: spread(10.0),
             server_cpu_ms_per_message: spread(0.05),
+            load_generator_cpu_ms_per_message: spread(0.02),
             median_run: 2,
         };
         let all = [

@@ -3,7 +3,8 @@
 //! what was published meanwhile. A group is a topic; a circle message is
 //! one publish to a topic its members subscribe to. A send counts as
 //! acknowledged when its PUBACK arrives; a recipient acknowledges (manual
-//! acks) after recording what it received.
+//! acks) after recording what it received. The broker is the shared
+//! local one ([`Broker::local`]) or a private TLS instance.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -11,7 +12,10 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS};
+use rumqttc::{
+    AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS, TlsConfiguration,
+    Transport,
+};
 use tokio::sync::{mpsc, oneshot};
 
 use super::peer::{Durability, Peer, PeerReceiver, PeerSender, Topology};
@@ -35,25 +39,59 @@ pub(crate) fn durability() -> Durability {
     }
 }
 
-/// The local Mosquitto broker.
+/// Where a broker listens and how to reach it.
+#[derive(Clone, Debug)]
+pub(crate) struct Broker {
+    host: String,
+    port: u16,
+    /// TLS: the only root certificate to trust, in PEM.
+    tls_root_pem: Option<Vec<u8>>,
+}
+
+impl Broker {
+    /// The shared local broker (plaintext TCP).
+    pub(crate) fn local() -> Self {
+        Self {
+            host: HOST.into(),
+            port: PORT,
+            tls_root_pem: None,
+        }
+    }
+
+    /// A private broker's TLS listener on 127.0.0.1, trusting only
+    /// `root_pem`.
+    pub(crate) fn tls(port: u16, root_pem: &str) -> Self {
+        Self {
+            host: super::tls::HOST.into(),
+            port,
+            tls_root_pem: Some(root_pem.as_bytes().to_vec()),
+        }
+    }
+}
+
+/// A Mosquitto broker.
 #[derive(Debug)]
 pub(crate) struct MqttPeer {
+    broker: Broker,
     run: u32,
     topology: Mutex<Option<Topology>>,
 }
 
 impl MqttPeer {
-    /// A peer whose topics and client ids are unique to this run.
-    pub(crate) fn new() -> Self {
+    /// A peer on `broker` whose topics and client ids are unique to this
+    /// run.
+    pub(crate) fn new(broker: Broker) -> Self {
         Self {
+            broker,
             run: rand::random(),
             topology: Mutex::new(None),
         }
     }
 
     /// Whether the broker accepts a connection.
-    pub(crate) async fn reachable() -> anyhow::Result<()> {
+    pub(crate) async fn reachable(broker: &Broker) -> anyhow::Result<()> {
         let (client, events) = open(
+            broker,
             &format!("hearth_bench_probe_{}", rand::random::<u32>()),
             true,
         );
@@ -78,9 +116,17 @@ impl MqttPeer {
     }
 }
 
-/// A client and its event loop; `clean` starts a fresh session.
-fn open(client_id: &str, clean: bool) -> (AsyncClient, EventLoop) {
-    let mut options = MqttOptions::new(client_id, HOST, PORT);
+/// A client of `broker` and its event loop; `clean` starts a fresh
+/// session.
+fn open(broker: &Broker, client_id: &str, clean: bool) -> (AsyncClient, EventLoop) {
+    let mut options = MqttOptions::new(client_id, broker.host.clone(), broker.port);
+    if let Some(ca) = &broker.tls_root_pem {
+        options.set_transport(Transport::Tls(TlsConfiguration::Simple {
+            ca: ca.clone(),
+            alpn: None,
+            client_auth: None,
+        }));
+    }
     options
         .set_clean_session(clean)
         .set_keep_alive(Duration::from_secs(30))
@@ -114,7 +160,7 @@ impl Peer for MqttPeer {
 
     async fn connect_receiver(&self, mailbox: usize) -> anyhow::Result<MqttReceiver> {
         let topology = self.topology()?;
-        let (client, events) = open(&self.client_id(mailbox), false);
+        let (client, events) = open(&self.broker, &self.client_id(mailbox), false);
         let (publishes, inbox) = mpsc::unbounded_channel();
         let (subscribed, on_subscribed) = oneshot::channel();
         tokio::spawn(drive_receiver(events, publishes, subscribed));
@@ -134,7 +180,7 @@ impl Peer for MqttPeer {
 
     async fn connect_sender(&self, group: usize) -> anyhow::Result<MqttSender> {
         let id = format!("hearth_bench_{}_sender_{group}", self.run);
-        let (client, events) = open(&id, true);
+        let (client, events) = open(&self.broker, &id, true);
         let acks = Arc::new(Mutex::new(PendingAcks::default()));
         tokio::spawn(drive_sender(events, Arc::clone(&acks)));
         Ok(MqttSender {
@@ -157,7 +203,7 @@ impl Peer for MqttPeer {
             return Ok(());
         };
         for mailbox in 0..topology.mailboxes() {
-            let (client, events) = open(&self.client_id(mailbox), true);
+            let (client, events) = open(&self.broker, &self.client_id(mailbox), true);
             wait_connected(events).await?;
             let _ = client.disconnect().await;
         }

@@ -3,9 +3,10 @@
 //! wants it acknowledged it), one subject per group and one durable pull
 //! consumer per mailbox. A circle message is one publish that the
 //! group's 30 consumers each receive. A send counts as acknowledged when
-//! the stream's PubAck arrives.
+//! the stream's PubAck arrives. The server is the shared local one
+//! ([`Server::local`]) or a private TLS instance ([`Server::tls`]).
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -34,17 +35,46 @@ pub(crate) fn durability() -> Durability {
     }
 }
 
-/// The local NATS server with JetStream.
+/// Where a NATS server listens and how to reach it.
+#[derive(Clone, Debug)]
+pub(crate) struct Server {
+    url: String,
+    /// TLS required, with this client configuration.
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Server {
+    /// The shared local server (plaintext TCP).
+    pub(crate) fn local() -> Self {
+        Self {
+            url: URL.into(),
+            tls: None,
+        }
+    }
+
+    /// A private server on 127.0.0.1 that requires TLS; `config` trusts
+    /// only its certificate.
+    pub(crate) fn tls(port: u16, config: Arc<rustls::ClientConfig>) -> Self {
+        Self {
+            url: format!("tls://{}:{port}", super::tls::HOST),
+            tls: Some(config),
+        }
+    }
+}
+
+/// A NATS server with JetStream.
 #[derive(Debug)]
 pub(crate) struct NatsPeer {
+    server: Server,
     stream: String,
     topology: Mutex<Option<(Topology, JetStream)>>,
 }
 
 impl NatsPeer {
-    /// A peer whose stream is unique to this run.
-    pub(crate) fn new() -> Self {
+    /// A peer on `server` whose stream is unique to this run.
+    pub(crate) fn new(server: Server) -> Self {
         Self {
+            server,
             stream: format!("hearth_bench_{}", rand::random::<u32>()),
             topology: Mutex::new(None),
         }
@@ -52,8 +82,8 @@ impl NatsPeer {
 
     /// Whether the server accepts a connection and lets us make (and
     /// delete) a file-storage stream.
-    pub(crate) async fn reachable() -> anyhow::Result<()> {
-        let probe = Self::new();
+    pub(crate) async fn reachable(server: &Server) -> anyhow::Result<()> {
+        let probe = Self::new(server.clone());
         probe
             .prepare(Topology {
                 groups: 1,
@@ -77,9 +107,15 @@ impl NatsPeer {
     }
 }
 
-/// A JetStream context on a new connection.
-async fn connect() -> anyhow::Result<JetStream> {
-    let client = tokio::time::timeout(Duration::from_secs(10), async_nats::connect(URL))
+/// A JetStream context on a new connection to `server`.
+async fn connect(server: &Server) -> anyhow::Result<JetStream> {
+    let mut options = async_nats::ConnectOptions::new();
+    if let Some(config) = &server.tls {
+        options = options
+            .require_tls(true)
+            .tls_client_config(rustls::ClientConfig::clone(config));
+    }
+    let client = tokio::time::timeout(Duration::from_secs(10), options.connect(&server.url))
         .await
         .context("the NATS server did not answer")?
         .context("connecting to NATS")?;
@@ -91,7 +127,7 @@ impl Peer for NatsPeer {
     type Receiver = NatsReceiver;
 
     async fn prepare(&self, topology: Topology) -> anyhow::Result<()> {
-        let js = connect().await?;
+        let js = connect(&self.server).await?;
         js.create_stream(jetstream::stream::Config {
             name: self.stream.clone(),
             subjects: vec![format!("{}.>", self.stream)],
@@ -108,7 +144,7 @@ impl Peer for NatsPeer {
     async fn connect_receiver(&self, mailbox: usize) -> anyhow::Result<NatsReceiver> {
         let (topology, _) = self.prepared()?;
         // Its own connection, like a device's.
-        let js = connect().await?;
+        let js = connect(&self.server).await?;
         let stream = js.get_stream(&self.stream).await?;
         let name = format!("m{mailbox}");
         let consumer: PullConsumer = stream
@@ -133,7 +169,7 @@ impl Peer for NatsPeer {
 
     async fn connect_sender(&self, group: usize) -> anyhow::Result<NatsSender> {
         Ok(NatsSender {
-            js: connect().await?,
+            js: connect(&self.server).await?,
             subject: self.subject(group),
         })
     }

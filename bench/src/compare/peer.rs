@@ -50,6 +50,51 @@ pub(crate) struct Durability {
     pub(crate) note: String,
 }
 
+/// How a row's clients reach the server, stated per result row.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Transport {
+    /// Whether the connections are encrypted.
+    pub(crate) encrypted: bool,
+    /// The protocol in a few words, e.g. `QUIC, TLS 1.3`, `TCP` or
+    /// `TLS 1.3 over TCP`; empty in results written before it was recorded.
+    pub(crate) protocol: String,
+}
+
+impl Transport {
+    /// Plaintext TCP.
+    pub(crate) fn plaintext() -> Self {
+        Self {
+            encrypted: false,
+            protocol: "TCP".into(),
+        }
+    }
+
+    /// QUIC (always TLS 1.3).
+    pub(crate) fn quic() -> Self {
+        Self {
+            encrypted: true,
+            protocol: "QUIC, TLS 1.3".into(),
+        }
+    }
+
+    /// TLS over TCP, `version` as negotiated (e.g. `TLS 1.3`).
+    pub(crate) fn tls(version: &str) -> Self {
+        Self {
+            encrypted: true,
+            protocol: format!("{version} over TCP"),
+        }
+    }
+
+    /// The table cell: `no`, or `yes (` the protocol `)`.
+    pub(crate) fn cell(&self) -> String {
+        match (self.encrypted, self.protocol.is_empty()) {
+            (_, true) => "–".into(),
+            (false, false) => "no".into(),
+            (true, false) => format!("yes ({})", self.protocol),
+        }
+    }
+}
+
 /// One system under comparison: sets itself up for a topology and opens
 /// sender and receiver connections.
 pub(crate) trait Peer: Send + Sync {
@@ -115,5 +160,13 @@ mod tests {
         };
         assert_eq!(one_to_one.group_of(42), 42);
         assert_eq!(one_to_one.members(42), 42..43);
+    }
+
+    #[test]
+    fn transports_say_whether_they_are_encrypted() {
+        assert_eq!(Transport::plaintext().cell(), "no");
+        assert_eq!(Transport::quic().cell(), "yes (QUIC, TLS 1.3)");
+        assert_eq!(Transport::tls("TLS 1.2").cell(), "yes (TLS 1.2 over TCP)");
+        assert_eq!(Transport::default().cell(), "–", "unknown in old results");
     }
 }

@@ -11,6 +11,9 @@
 //! The server allows 100 connections here, so senders and recipients
 //! share at most [`SENDER_CONNECTIONS`] and [`RECEIVER_CONNECTIONS`]
 //! connections (one LISTEN connection delivers every notification).
+//!
+//! The server is the shared local one ([`Database::local`]) or a private
+//! cluster reached with `sslmode=require` ([`Database::tls`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -19,10 +22,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 use bytes::Bytes;
 use futures_util::StreamExt as _;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, Client, NoTls, Statement};
+use tokio_postgres::{AsyncMessage, Client, Connection, NoTls, Statement};
 
 use super::peer::{Durability, Peer, PeerReceiver, PeerSender, Topology};
+use super::tls::PostgresTls;
 
 /// How to reach the local server.
 const CONNECTION: &str = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=10";
@@ -45,9 +50,38 @@ pub(crate) fn durability() -> Durability {
     }
 }
 
-/// The local PostgreSQL server's `test` database.
+/// Which database to use and how to reach it.
+#[derive(Clone, Debug)]
+pub(crate) struct Database {
+    /// tokio-postgres's connection string.
+    config: String,
+    /// TLS with this connector (the string says `sslmode=require`).
+    tls: Option<PostgresTls>,
+}
+
+impl Database {
+    /// The shared local server's `test` database (plaintext TCP).
+    pub(crate) fn local() -> Self {
+        Self {
+            config: CONNECTION.into(),
+            tls: None,
+        }
+    }
+
+    /// A private cluster: `config` (with `sslmode=require`) and a
+    /// connector that trusts only its certificate.
+    pub(crate) fn tls(config: String, tls: PostgresTls) -> Self {
+        Self {
+            config,
+            tls: Some(tls),
+        }
+    }
+}
+
+/// A PostgreSQL database.
 #[derive(Debug)]
 pub(crate) struct PostgresPeer {
+    database: Database,
     table: String,
     state: Mutex<Option<Arc<Prepared>>>,
 }
@@ -77,17 +111,18 @@ struct Prepared {
 }
 
 impl PostgresPeer {
-    /// A peer whose table is unique to this run.
-    pub(crate) fn new() -> Self {
+    /// A peer in `database` whose table is unique to this run.
+    pub(crate) fn new(database: Database) -> Self {
         Self {
+            database,
             table: format!("hearth_bench_{}", rand::random::<u32>()),
             state: Mutex::new(None),
         }
     }
 
     /// Whether the server accepts a connection.
-    pub(crate) async fn reachable() -> anyhow::Result<()> {
-        let client = connect(None).await?;
+    pub(crate) async fn reachable(database: &Database) -> anyhow::Result<()> {
+        let client = connect(database, None).await?;
         client.simple_query("SELECT 1").await?;
         Ok(())
     }
@@ -96,7 +131,7 @@ impl PostgresPeer {
     /// notifications), the senders' and the recipients' connections.
     async fn open(&self, topology: Topology) -> anyhow::Result<Opened> {
         let (notes, mut incoming) = mpsc::unbounded_channel::<String>();
-        let listener = connect(Some(notes)).await?;
+        let listener = connect(&self.database, Some(notes)).await?;
         let listen: String = (0..topology.mailboxes())
             .map(|m| format!("LISTEN {};", self.channel(m)))
             .collect();
@@ -113,8 +148,13 @@ impl PostgresPeer {
             }
         });
         let clients = async {
-            let senders = connections(topology.groups.min(SENDER_CONNECTIONS)).await?;
-            let receivers = connections(topology.mailboxes().min(RECEIVER_CONNECTIONS)).await?;
+            let senders =
+                connections(&self.database, topology.groups.min(SENDER_CONNECTIONS)).await?;
+            let receivers = connections(
+                &self.database,
+                topology.mailboxes().min(RECEIVER_CONNECTIONS),
+            )
+            .await?;
             anyhow::Ok((senders, receivers))
         };
         match clients.await {
@@ -139,20 +179,28 @@ impl PostgresPeer {
     }
 }
 
-/// A new connection with `synchronous_commit = on`; its notifications go
-/// to `notifications` (and are dropped without it).
-async fn connect(notifications: Option<mpsc::UnboundedSender<String>>) -> anyhow::Result<Client> {
-    let (client, mut connection) = tokio_postgres::connect(CONNECTION, NoTls)
-        .await
-        .context("connecting to PostgreSQL")?;
-    tokio::spawn(async move {
-        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-        while let Some(Ok(message)) = messages.next().await {
-            if let (AsyncMessage::Notification(note), Some(to)) = (message, &notifications) {
-                let _ = to.send(note.channel().to_owned());
-            }
+/// A new connection to `database` with `synchronous_commit = on`; its
+/// notifications go to `notifications` (and are dropped without it).
+async fn connect(
+    database: &Database,
+    notifications: Option<mpsc::UnboundedSender<String>>,
+) -> anyhow::Result<Client> {
+    let client = match &database.tls {
+        None => {
+            let (client, connection) = tokio_postgres::connect(&database.config, NoTls)
+                .await
+                .context("connecting to PostgreSQL")?;
+            tokio::spawn(drive_connection(connection, notifications));
+            client
         }
-    });
+        Some(tls) => {
+            let (client, connection) = tokio_postgres::connect(&database.config, tls.clone())
+                .await
+                .context("connecting to PostgreSQL over TLS")?;
+            tokio::spawn(drive_connection(connection, notifications));
+            client
+        }
+    };
     client
         .batch_execute("SET synchronous_commit = on")
         .await
@@ -160,11 +208,27 @@ async fn connect(notifications: Option<mpsc::UnboundedSender<String>>) -> anyhow
     Ok(client)
 }
 
-/// `count` connections.
-async fn connections(count: usize) -> anyhow::Result<Vec<Arc<Client>>> {
+/// Runs a connection until it closes, passing on its notifications.
+async fn drive_connection<S, T>(
+    mut connection: Connection<S, T>,
+    notifications: Option<mpsc::UnboundedSender<String>>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+    while let Some(Ok(message)) = messages.next().await {
+        if let (AsyncMessage::Notification(note), Some(to)) = (message, &notifications) {
+            let _ = to.send(note.channel().to_owned());
+        }
+    }
+}
+
+/// `count` connections to `database`.
+async fn connections(database: &Database, count: usize) -> anyhow::Result<Vec<Arc<Client>>> {
     let mut clients = Vec::with_capacity(count);
     for _ in 0..count {
-        clients.push(Arc::new(connect(None).await?));
+        clients.push(Arc::new(connect(database, None).await?));
     }
     Ok(clients)
 }
@@ -174,7 +238,7 @@ impl Peer for PostgresPeer {
     type Receiver = PostgresReceiver;
 
     async fn prepare(&self, topology: Topology) -> anyhow::Result<()> {
-        let admin = connect(None).await?;
+        let admin = connect(&self.database, None).await?;
         admin
             .batch_execute(&format!(
                 "CREATE TABLE {t} (id bigserial PRIMARY KEY, mailbox int NOT NULL, body bytea NOT NULL);

@@ -8,7 +8,8 @@
 //!
 //! The append-only file is switched on for the run (`CONFIG SET`), with
 //! `appendfsync always` or `everysec`, and the previous settings are put
-//! back afterwards, also after an error.
+//! back afterwards, also after an error. The server is the shared local
+//! one ([`local`]) or a private TLS instance ([`tls`]).
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -64,10 +65,29 @@ impl Fsync {
     }
 }
 
-/// The local Redis server, with the AOF on for the run.
+/// The shared local server (plaintext TCP).
+pub(crate) fn local() -> anyhow::Result<redis::Client> {
+    redis::Client::open(URL).context("the Redis URL")
+}
+
+/// A private server's `tls-port` on 127.0.0.1, trusting only `root_pem`.
+pub(crate) fn tls(port: u16, root_pem: &str) -> anyhow::Result<redis::Client> {
+    super::tls::install_provider();
+    redis::Client::build_with_tls(
+        format!("rediss://{}:{port}/", super::tls::HOST),
+        redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(root_pem.as_bytes().to_vec()),
+        },
+    )
+    .context("configuring the Redis TLS client")
+}
+
+/// A Redis server, with the AOF on for the run.
 #[derive(Debug)]
 pub(crate) struct RedisPeer {
     fsync: Fsync,
+    client: redis::Client,
     prefix: String,
     state: Mutex<Option<Prepared>>,
 }
@@ -82,18 +102,19 @@ struct Prepared {
 }
 
 impl RedisPeer {
-    /// A peer whose keys are unique to this run.
-    pub(crate) fn new(fsync: Fsync) -> Self {
+    /// A peer on `client`'s server whose keys are unique to this run.
+    pub(crate) fn new(fsync: Fsync, client: redis::Client) -> Self {
         Self {
             fsync,
+            client,
             prefix: format!("hearth_bench:{}", rand::random::<u32>()),
             state: Mutex::new(None),
         }
     }
 
     /// Whether the server answers and lets us change its AOF settings.
-    pub(crate) async fn reachable() -> anyhow::Result<()> {
-        let mut connection = connect(&redis::Client::open(URL)?).await?;
+    pub(crate) async fn reachable(client: &redis::Client) -> anyhow::Result<()> {
+        let mut connection = connect(client).await?;
         config_get(&mut connection, "appendfsync")
             .await
             .context("CONFIG GET is refused")?;
@@ -169,7 +190,7 @@ impl Peer for RedisPeer {
     type Receiver = RedisReceiver;
 
     async fn prepare(&self, topology: Topology) -> anyhow::Result<()> {
-        let client = redis::Client::open(URL)?;
+        let client = self.client.clone();
         let mut connection = connect(&client).await?;
         let previous = (
             config_get(&mut connection, "appendonly").await?,

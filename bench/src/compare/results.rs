@@ -7,7 +7,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use super::drive::Outcome;
-use super::peer::Durability;
+use super::peer::{Durability, Transport};
 use crate::report::{DeliveryCheck, IdleReport, LatencySummary};
 
 /// Quantiles at which a latency CDF is sampled: every 5 % up to 90 %,
@@ -51,6 +51,9 @@ pub(crate) struct Row {
     pub(crate) run: usize,
     /// What an acknowledgement meant.
     pub(crate) durability: Durability,
+    /// How the clients reached the server (encrypted or not).
+    #[serde(default)]
+    pub(crate) transport: Transport,
     /// Open loop: the target rate in messages per second.
     pub(crate) target_rate: Option<f64>,
     /// Messages acknowledged per second (a circle message counts once).
@@ -71,6 +74,11 @@ pub(crate) struct Row {
     pub(crate) server_rss_bytes: u64,
     /// The load generator's cores busy in the measured phase.
     pub(crate) load_generator_cores: f64,
+    /// The load generator's own CPU time (this process: every client,
+    /// their TLS or QUIC included) per acknowledged message, in
+    /// milliseconds, over the same window as the server's.
+    #[serde(default)]
+    pub(crate) load_generator_cpu_ms_per_message: f64,
     /// The machine's 1-minute load average when the row started.
     pub(crate) load_average: f64,
     /// Whether every acknowledged message reached every recipient once.
@@ -97,17 +105,19 @@ pub(crate) struct RowLabel {
 }
 
 impl Row {
-    /// The row of one measured run.
-    pub(crate) fn new(label: RowLabel, outcome: Outcome) -> Self {
+    /// The row of one measured run over `transport`.
+    pub(crate) fn new(label: RowLabel, transport: Transport, outcome: Outcome) -> Self {
         let window = outcome.window_seconds.max(1e-9);
         let messages = outcome.sent_in_window.max(1) as f64;
         let server_cpu_seconds = outcome.server_end.cpu_since(&outcome.server_warm);
         let bench = &outcome.bench_end;
+        let bench_cpu_seconds = bench.cpu_since(&outcome.bench_warm);
         Self {
             system: label.system,
             workload: label.workload,
             run: label.run,
             durability: label.durability,
+            transport,
             target_rate: label.target_rate,
             messages_per_second: outcome.sent_in_window as f64 / window,
             deliveries_per_second: outcome.delivered_in_window as f64 / window,
@@ -117,17 +127,24 @@ impl Row {
             server_cpu_ms_per_message: server_cpu_seconds * 1e3 / messages,
             server_cores: server_cpu_seconds / window,
             server_rss_bytes: outcome.server_end.rss_bytes,
-            load_generator_cores: bench.cpu_since(&outcome.bench_warm)
+            load_generator_cores: bench_cpu_seconds
                 / bench.wall_since(&outcome.bench_warm).max(1e-9),
+            load_generator_cpu_ms_per_message: bench_cpu_seconds * 1e3 / messages,
             load_average: label.load_average,
             check: outcome.check,
             first_error: outcome.first_error,
         }
     }
+
+    /// Whether the run is clean: every acknowledged message delivered
+    /// exactly once and no send failed.
+    pub(crate) fn ok(&self) -> bool {
+        self.check.exactly_once && self.check.send_errors == 0
+    }
 }
 
 /// The median of some runs with their smallest and largest value.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Spread {
     /// The median (the mean of the middle two for an even count).
     pub(crate) median: f64,
@@ -168,10 +185,19 @@ pub(crate) struct Summary {
     pub(crate) workload: String,
     /// What an acknowledgement meant.
     pub(crate) durability: Durability,
+    /// How the clients reached the server.
+    #[serde(default)]
+    pub(crate) transport: Transport,
     /// Runs summarised.
     pub(crate) runs: usize,
     /// Runs whose delivery check failed.
     pub(crate) failed_checks: usize,
+    /// Failed sends over all runs.
+    #[serde(default)]
+    pub(crate) send_errors: u64,
+    /// Runs with at least one failed send.
+    #[serde(default)]
+    pub(crate) runs_with_send_errors: usize,
     /// Messages acknowledged per second.
     pub(crate) messages_per_second: Spread,
     /// Deliveries per second.
@@ -184,6 +210,9 @@ pub(crate) struct Summary {
     pub(crate) p99_9_ms: Spread,
     /// Server CPU time per message, ms.
     pub(crate) server_cpu_ms_per_message: Spread,
+    /// Load-generator CPU time per message, ms.
+    #[serde(default)]
+    pub(crate) load_generator_cpu_ms_per_message: Spread,
     /// The run whose p99 is the median one (its CDF is charted).
     pub(crate) median_run: usize,
 }
@@ -214,14 +243,18 @@ pub(crate) fn summarise(rows: &[Row]) -> Vec<Summary> {
                 system: key.0,
                 workload: key.1,
                 durability: rows[0].durability.clone(),
+                transport: rows[0].transport.clone(),
                 runs: rows.len(),
                 failed_checks: rows.iter().filter(|r| !r.check.exactly_once).count(),
+                send_errors: rows.iter().map(|r| r.check.send_errors).sum(),
+                runs_with_send_errors: rows.iter().filter(|r| r.check.send_errors > 0).count(),
                 messages_per_second: spread(|r| r.messages_per_second)?,
                 deliveries_per_second: spread(|r| r.deliveries_per_second)?,
                 p50_ms: spread(|r| r.delivery_latency_ms.p50)?,
                 p99_ms: spread(|r| r.delivery_latency_ms.p99)?,
                 p99_9_ms: spread(|r| r.delivery_latency_ms.p99_9)?,
                 server_cpu_ms_per_message: spread(|r| r.server_cpu_ms_per_message)?,
+                load_generator_cpu_ms_per_message: spread(|r| r.load_generator_cpu_ms_per_message)?,
                 median_run: by_p99[by_p99.len() / 2].run,
             })
         })
@@ -371,6 +404,7 @@ mod tests {
                 fsynced_before_ack: true,
                 note: "x".into(),
             },
+            transport: Transport::plaintext(),
             target_rate: None,
             messages_per_second: rate,
             deliveries_per_second: rate,
@@ -381,6 +415,7 @@ mod tests {
             server_cores: 1.0,
             server_rss_bytes: 1,
             load_generator_cores: 0.5,
+            load_generator_cpu_ms_per_message: 0.02,
             load_average: 1.0,
             check: DeliveryCheck {
                 exactly_once: true,
@@ -407,6 +442,36 @@ mod tests {
         assert_eq!(hearth.messages_per_second.median, 200.0);
         assert_eq!(hearth.p99_ms.min, 1.0);
         assert_eq!(hearth.median_run, 3, "p99 2.0 is the middle one");
+        assert_eq!(hearth.load_generator_cpu_ms_per_message.median, 0.02);
+        assert_eq!((hearth.send_errors, hearth.runs_with_send_errors), (0, 0));
+    }
+
+    #[test]
+    fn send_errors_are_summed_and_make_a_row_not_ok() {
+        let mut failing = row("NATS", 2, 100.0, 5.0);
+        failing.check.send_errors = 7;
+        assert!(failing.check.exactly_once && !failing.ok());
+        assert!(row("NATS", 1, 100.0, 5.0).ok());
+        let rows = vec![row("NATS", 1, 100.0, 5.0), failing, {
+            let mut r = row("NATS", 3, 100.0, 5.0);
+            r.check.send_errors = 2;
+            r
+        }];
+        let summary = &summarise(&rows)[0];
+        assert_eq!(summary.send_errors, 9);
+        assert_eq!(summary.runs_with_send_errors, 2);
+        assert_eq!(summary.failed_checks, 0);
+    }
+
+    #[test]
+    fn results_written_before_transports_and_load_generator_cpu_still_load() {
+        let mut value = serde_json::to_value(row("Hearth", 1, 10.0, 1.0)).unwrap();
+        let object = value.as_object_mut().unwrap();
+        object.remove("transport");
+        object.remove("load_generator_cpu_ms_per_message");
+        let old: Row = serde_json::from_value(value).unwrap();
+        assert_eq!(old.transport, Transport::default());
+        assert_eq!(old.load_generator_cpu_ms_per_message, 0.0);
     }
 
     #[test]
@@ -414,6 +479,8 @@ mod tests {
         let value = serde_json::to_value(row("Hearth", 1, 10.0, 1.0)).unwrap();
         assert_eq!(value["system"], "Hearth");
         assert_eq!(value["durability"]["fsynced_before_ack"], true);
+        assert_eq!(value["transport"]["encrypted"], false);
+        assert_eq!(value["load_generator_cpu_ms_per_message"], 0.02);
         assert_eq!(value["delivery_latency_ms"]["p99"], 1.0);
         assert!(value["target_rate"].is_null());
     }

@@ -13,6 +13,9 @@ pub(crate) enum ServerProbe {
     /// Every process whose command name (`/proc/<pid>/comm`) is one of
     /// these, e.g. `postgres` (one process per connection).
     Named(&'static [&'static str]),
+    /// One process and its children (a private PostgreSQL cluster: the
+    /// postmaster and its backends).
+    Tree(u32),
 }
 
 impl ServerProbe {
@@ -44,8 +47,42 @@ impl ServerProbe {
                 }
                 Ok(samples)
             }
+            Self::Tree(root) => {
+                let mut samples = BTreeMap::from([(*root, ProcessSample::of(*root)?)]);
+                for pid in children_of(*root)? {
+                    if let Ok(sample) = ProcessSample::of(pid) {
+                        samples.insert(pid, sample);
+                    }
+                }
+                Ok(samples)
+            }
         }
     }
+}
+
+/// Processes whose parent is `parent`.
+fn children_of(parent: u32) -> anyhow::Result<Vec<u32>> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc")? {
+        let entry = entry?;
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        if parent_of(&stat) == Some(parent) {
+            pids.push(pid);
+        }
+    }
+    Ok(pids)
+}
+
+/// The parent pid (field 4) of a `/proc/<pid>/stat` line, counted after
+/// the command name's last `)`.
+fn parent_of(stat: &str) -> Option<u32> {
+    let (_, after_name) = stat.rsplit_once(')')?;
+    after_name.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Processes whose command name is one of `names`.
@@ -75,6 +112,24 @@ mod tests {
         let sample = ServerProbe::Pid(std::process::id()).sample().unwrap();
         assert!(sample.cpu_seconds >= 0.0);
         assert!(sample.rss_bytes > 0);
+    }
+
+    #[test]
+    fn a_tree_counts_the_children() {
+        assert_eq!(parent_of("42 (post gres) S 7 42 42 0"), Some(7));
+        assert_eq!(parent_of("42 (a) b) R 1 42"), Some(1));
+        assert_eq!(parent_of("garbage"), None);
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let me = std::process::id();
+        assert!(children_of(me).unwrap().contains(&child.id()));
+        let sleeper = ProcessSample::of(child.id()).unwrap();
+        let tree = ServerProbe::Tree(me).sample().unwrap();
+        assert!(tree.rss_bytes > sleeper.rss_bytes, "{tree:?}");
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 
     #[test]

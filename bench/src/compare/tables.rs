@@ -31,14 +31,15 @@ pub(crate) fn markdown(results: &Results) -> String {
     for workload in workloads {
         let _ = writeln!(out, "#### {workload}\n");
         out.push_str(
-            "| system | fsynced before ack | messages/s | deliveries/s | p50 ms | p99 ms | p99.9 ms | server CPU ms per message | delivery check |\n\
-             |---|---|---|---|---|---|---|---|---|\n",
+            "| system | encrypted | fsynced before ack | messages/s | deliveries/s | p50 ms | p99 ms | p99.9 ms | server CPU ms per message | load generator CPU ms per message | send errors | delivery check |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|---|\n",
         );
         for s in results.summary.iter().filter(|s| s.workload == workload) {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 s.system,
+                s.transport.cell(),
                 if s.durability.fsynced_before_ack {
                     "yes"
                 } else {
@@ -50,6 +51,8 @@ pub(crate) fn markdown(results: &Results) -> String {
                 spread(s.p99_ms, 2),
                 spread(s.p99_9_ms, 2),
                 spread(s.server_cpu_ms_per_message, 4),
+                spread(s.load_generator_cpu_ms_per_message, 4),
+                send_errors(s),
                 check(s),
             );
         }
@@ -91,14 +94,35 @@ fn number(value: f64, decimals: usize) -> String {
     }
 }
 
-fn check(summary: &Summary) -> String {
-    if summary.failed_checks == 0 {
-        "OK".into()
+/// Failed sends over all runs, bold when there are any.
+fn send_errors(summary: &Summary) -> String {
+    if summary.send_errors == 0 {
+        "0".into()
     } else {
-        format!(
+        format!("**{}**", count(summary.send_errors))
+    }
+}
+
+/// `OK` only when every run delivered every acknowledged message exactly
+/// once and no send failed.
+fn check(summary: &Summary) -> String {
+    let mut problems = Vec::new();
+    if summary.failed_checks > 0 {
+        problems.push(format!(
             "**{} of {} runs failed**",
             summary.failed_checks, summary.runs
-        )
+        ));
+    }
+    if summary.runs_with_send_errors > 0 {
+        problems.push(format!(
+            "**send errors in {} of {} runs**",
+            summary.runs_with_send_errors, summary.runs
+        ));
+    }
+    if problems.is_empty() {
+        "OK".into()
+    } else {
+        problems.join("; ")
     }
 }
 
@@ -224,6 +248,114 @@ fn durability(out: &mut String, results: &Results) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compare::peer::{Durability, Transport};
+    use crate::compare::results::Setting;
+
+    fn flat(value: f64) -> Spread {
+        Spread {
+            median: value,
+            min: value,
+            max: value,
+        }
+    }
+
+    fn summary(system: &str, transport: Transport, send_errors: u64) -> Summary {
+        Summary {
+            system: system.into(),
+            workload: "1:1 max rate".into(),
+            durability: Durability {
+                fsynced_before_ack: true,
+                note: "n".into(),
+            },
+            transport,
+            runs: 3,
+            failed_checks: 0,
+            send_errors,
+            runs_with_send_errors: usize::from(send_errors > 0),
+            messages_per_second: flat(1000.0),
+            deliveries_per_second: flat(1000.0),
+            p50_ms: flat(1.0),
+            p99_ms: flat(2.0),
+            p99_9_ms: flat(3.0),
+            server_cpu_ms_per_message: flat(0.0123),
+            load_generator_cpu_ms_per_message: flat(0.0456),
+            median_run: 1,
+        }
+    }
+
+    fn results(summary: Vec<Summary>) -> Results {
+        Results {
+            setting: Setting {
+                command: "x".into(),
+                cpus: 2,
+                load_average_start: "0.1 0.1 0.1".into(),
+                load_average_end: String::new(),
+                runs: 3,
+            },
+            skipped: Vec::new(),
+            rows: Vec::new(),
+            summary,
+            backlog: Vec::new(),
+            idle: Vec::new(),
+        }
+    }
+
+    /// The cells of the table row that starts with `system`.
+    fn cells(markdown: &str, system: &str) -> Vec<String> {
+        let line = markdown
+            .lines()
+            .find(|l| l.starts_with(&format!("| {system} |")))
+            .unwrap();
+        line.trim_matches('|')
+            .split(" | ")
+            .map(|c| c.trim().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn rows_say_encryption_load_generator_cpu_and_send_errors() {
+        let markdown = markdown(&results(vec![
+            summary("Hearth relay", Transport::quic(), 0),
+            summary("NATS JetStream", Transport::plaintext(), 0),
+            summary("NATS JetStream (TLS)", Transport::tls("TLS 1.3"), 12),
+        ]));
+        let header = markdown
+            .lines()
+            .find(|l| l.starts_with("| system"))
+            .unwrap();
+        assert!(header.contains("| encrypted |"));
+        assert!(header.contains("| load generator CPU ms per message |"));
+        assert!(header.contains("| send errors | delivery check |"));
+        let columns = header.matches('|').count();
+        for system in ["Hearth relay", "NATS JetStream", "NATS JetStream (TLS)"] {
+            let line = markdown
+                .lines()
+                .find(|l| l.starts_with(&format!("| {system} |")))
+                .unwrap();
+            assert_eq!(line.matches('|').count(), columns, "{line}");
+        }
+        let hearth = cells(&markdown, "Hearth relay");
+        assert_eq!(hearth[1], "yes (QUIC, TLS 1.3)");
+        assert_eq!(hearth[8], "0.0123");
+        assert_eq!(hearth[9], "0.0456");
+        assert_eq!((hearth[10].as_str(), hearth[11].as_str()), ("0", "OK"));
+        assert_eq!(cells(&markdown, "NATS JetStream")[1], "no");
+        let tls = cells(&markdown, "NATS JetStream (TLS)");
+        assert_eq!(tls[1], "yes (TLS 1.3 over TCP)");
+        assert_eq!(tls[10], "**12**");
+        assert_eq!(tls[11], "**send errors in 1 of 3 runs**");
+    }
+
+    #[test]
+    fn failed_checks_and_send_errors_are_both_named() {
+        let mut both = summary("Redis", Transport::plaintext(), 3);
+        both.failed_checks = 2;
+        assert_eq!(
+            check(&both),
+            "**2 of 3 runs failed**; **send errors in 1 of 3 runs**"
+        );
+        assert_eq!(check(&summary("Redis", Transport::plaintext(), 0)), "OK");
+    }
 
     #[test]
     fn spreads_collapse_when_all_runs_agree() {
