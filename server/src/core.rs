@@ -46,7 +46,7 @@ use hearth_protocol::frame::FrameError;
 
 pub use config::{CoreConfig, RateLimit, RegistrationMode};
 use delivery::Subscription;
-use mailbox::{MAX_SEND_TOKENS, Mailbox};
+use mailbox::{MAX_SEND_TOKENS, Mailbox, SEQ_BLOCK};
 pub use outcome::{Commit, DeliveryPlan, Outcome, PrekeyPlan, Reply, Ticket, error, response};
 use rate::Bucket;
 use request::{Invalid, Request};
@@ -184,7 +184,7 @@ impl RelayCore {
         for (id, seq, meta) in snapshot.envelopes {
             if let Some(m) = mailboxes.get_mut(&id) {
                 m.insert_waiting(seq, meta, true);
-                m.record.next_seq = m.record.next_seq.max(seq + 1);
+                m.next_seq = m.next_seq.max(seq + 1);
             }
         }
         for id in snapshot.signed_bundles {
@@ -501,13 +501,16 @@ impl RelayCore {
             self.registration_uses.insert(hash, used + 1);
             batch.push(Mutation::PutRegistrationUses(hash, used + 1));
         }
+        // The first block of sequence numbers is reserved with the mailbox.
         let record = MailboxRecord {
             key,
             created_at: now,
-            next_seq: 0,
+            reserved_seq: SEQ_BLOCK,
         };
         batch.push(Mutation::PutMailbox(mailbox, record.clone()));
-        self.mailboxes.insert(mailbox, Mailbox::new(record));
+        let mut fresh = Mailbox::new(record);
+        fresh.next_seq = 0;
+        self.mailboxes.insert(mailbox, fresh);
         match self.subscribe(conn, mailbox, Kind::Registered(pb::Registered {})) {
             Outcome::Reply(reply) => self.commit(batch, Pending::default(), Reply::Ready(reply)),
             commit @ Outcome::Commit(_) => commit,

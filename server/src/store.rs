@@ -40,15 +40,31 @@ pub struct MailboxRecord {
     pub key: [u8; 32],
     /// When the mailbox was registered.
     pub created_at: Millis,
-    /// The next sequence number to assign.
-    pub next_seq: u64,
+    /// Every sequence number the mailbox ever assigned is below this. The
+    /// core reserves sequence numbers in blocks and rewrites the record only
+    /// when it reaches the end of a block, so a stored envelope does not
+    /// rewrite its mailbox; after a restart the mailbox continues from here,
+    /// so sequence numbers never go backwards (a few are skipped).
+    pub reserved_seq: u64,
+}
+
+/// Where an envelope's body is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BodyRef {
+    /// A body shared by the envelopes of a send stored for two or more
+    /// recipients, kept once with a reference count.
+    Shared(BodyId),
+    /// The body is inside the envelope itself (a send stored for exactly one
+    /// recipient). The envelope also holds the send's client message id, so
+    /// that a retry is recognised after a restart without a send record.
+    Inline(ClientMessageId),
 }
 
 /// Metadata of a stored envelope: what the core keeps in memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EnvelopeMeta {
-    /// The shared body.
-    pub body_id: BodyId,
+    /// Where its body is.
+    pub body: BodyRef,
     /// When the relay stored it.
     pub stored_at: Millis,
     /// When it expires unacknowledged.
@@ -64,6 +80,10 @@ pub struct EnvelopeRecord {
     pub meta: EnvelopeMeta,
     /// The per-recipient sealed header (opaque).
     pub sealed_header: Bytes,
+    /// The body of an inline envelope ([`BodyRef::Inline`]); `None` for a
+    /// shared body, which is read with [`MailboxStore::read_body`]. An inline
+    /// envelope stored without one holds an empty body.
+    pub body: Option<Bytes>,
 }
 
 /// What the relay remembers of a send, to answer a retry identically.

@@ -11,12 +11,12 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use bytes::Bytes;
 use hearth_client::{Invite, OutgoingRecipient, RelayAddress};
 use hearth_relay::ids::MailboxId;
-use hearth_relay::store::MailboxStore as _;
+use hearth_relay::store::{BodyRef, MailboxStore as _};
 
 use crate::{client_message_id, connect, open_store, within};
 
 /// An envelope as the relay stores it: the recipient's sealed header and
-/// the (shared) body.
+/// its body (inside the envelope, or shared by a circle send).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEnvelope {
     /// The sealed header (only the recipient can open it).
@@ -43,11 +43,11 @@ pub fn waiting_envelopes(data_dir: &Path, mailbox: [u8; 32]) -> Vec<StoredEnvelo
                 .ok()
                 .flatten()
                 .unwrap_or_else(|| panic!("envelope {seq} is listed but missing"));
-            let body = store
-                .read_body(meta.body_id)
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| panic!("the body of envelope {seq} is missing"));
+            let body = match meta.body {
+                BodyRef::Inline(_) => record.body,
+                BodyRef::Shared(id) => store.read_body(id).ok().flatten(),
+            }
+            .unwrap_or_else(|| panic!("the body of envelope {seq} is missing"));
             StoredEnvelope {
                 sealed_header: record.sealed_header,
                 body,

@@ -125,6 +125,8 @@ impl From<OutgoingSend> for pb::Send {
             client_message_id: Bytes::copy_from_slice(&send.client_message_id),
             body: send.body,
             recipients,
+            // The relay client marks resends (lead's wire change).
+            retry: false,
         }
     }
 }

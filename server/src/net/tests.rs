@@ -257,6 +257,7 @@ async fn an_unacknowledged_envelope_survives_a_restart_and_is_delivered_again() 
             send_token: Bytes::from_static(b"send token"),
             sealed_header: Bytes::from_static(b"sealed header"),
         }],
+        retry: false,
     };
     let Resp::SendResult(result) = request(&sender, Req::Send(send)).await else {
         panic!("expected a send result")

@@ -30,19 +30,35 @@ fn record(n: u8) -> MailboxRecord {
     MailboxRecord {
         key: [n; 32],
         created_at: 1_700_000_000_000 + u64::from(n),
-        next_seq: u64::from(n) * 10,
+        reserved_seq: u64::from(n) * 10,
     }
 }
 
+/// An envelope of a shared body.
 fn envelope(body: u64, header: &'static [u8]) -> EnvelopeRecord {
     EnvelopeRecord {
         meta: EnvelopeMeta {
-            body_id: BodyId(body),
+            body: BodyRef::Shared(BodyId(body)),
             stored_at: 1_000 + body,
             expires_at: 9_000 + body,
             size: 512 + u32::try_from(header.len()).unwrap(),
         },
         sealed_header: Bytes::from_static(header),
+        body: None,
+    }
+}
+
+/// An envelope holding its body, of the send `message_id(n)`.
+fn inline_envelope(n: u8, header: &'static [u8], body: &'static [u8]) -> EnvelopeRecord {
+    EnvelopeRecord {
+        meta: EnvelopeMeta {
+            body: BodyRef::Inline(message_id(n)),
+            stored_at: 2_000 + u64::from(n),
+            expires_at: 8_000 + u64::from(n),
+            size: u32::try_from(header.len() + body.len()).unwrap(),
+        },
+        sealed_header: Bytes::from_static(header),
+        body: Some(Bytes::from_static(body)),
     }
 }
 
@@ -93,7 +109,7 @@ fn mailboxes_are_stored_and_updated(store: &dyn MailboxStore) {
         ],
     );
     let updated = MailboxRecord {
-        next_seq: 99,
+        reserved_seq: 99,
         ..record(1)
     };
     commit(
@@ -144,16 +160,42 @@ fn envelopes_load_in_mailbox_then_seq_order(store: &dyn MailboxStore) {
         .unwrap()
         .envelopes
         .into_iter()
-        .map(|(mailbox, seq, meta)| (mailbox, seq, meta.body_id))
+        .map(|(mailbox, seq, meta)| (mailbox, seq, meta.body))
         .collect();
     let expected = [(1, 2, 1), (1, 256, 1), (1, u64::MAX, 3), (2, 0, 5)]
-        .map(|(m, seq, body)| (mailbox(m), seq, BodyId(body)));
+        .map(|(m, seq, body)| (mailbox(m), seq, BodyRef::Shared(BodyId(body))));
     assert_eq!(order, expected);
     let read = store.read_envelope(&mailbox(1), 256).unwrap();
     assert_eq!(read, Some(envelope(1, b"header-256")));
     assert_eq!(store.load().unwrap().envelopes[0].2, envelope(1, b"").meta);
     assert_eq!(store.read_envelope(&mailbox(1), 3).unwrap(), None);
     assert_eq!(store.read_envelope(&mailbox(2), 256).unwrap(), None);
+}
+
+fn inline_envelopes_are_one_record(store: &dyn MailboxStore) {
+    commit(
+        store,
+        vec![
+            put_envelope(mailbox(1), 7, inline_envelope(1, b"header", b"the body")),
+            put_envelope(mailbox(1), 8, inline_envelope(2, b"", b"")),
+        ],
+    );
+    let read = store.read_envelope(&mailbox(1), 7).unwrap();
+    assert_eq!(read, Some(inline_envelope(1, b"header", b"the body")));
+    let read = store.read_envelope(&mailbox(1), 8).unwrap();
+    assert_eq!(read, Some(inline_envelope(2, b"", b"")));
+    let snapshot = store.load().unwrap();
+    let metas: Vec<_> = snapshot.envelopes.iter().map(|e| e.2).collect();
+    assert_eq!(
+        metas,
+        [
+            inline_envelope(1, b"header", b"the body").meta,
+            inline_envelope(2, b"", b"").meta
+        ]
+    );
+    assert!(snapshot.body_refs.is_empty(), "no body of its own");
+    commit(store, vec![Mutation::DeleteEnvelope(mailbox(1), 7)]);
+    assert_eq!(store.read_envelope(&mailbox(1), 7).unwrap(), None);
 }
 
 fn deleted_envelopes_are_gone(store: &dyn MailboxStore) {
@@ -421,6 +463,7 @@ conformance!(
     mailboxes_are_stored_and_updated,
     send_tokens_are_added_and_revoked,
     envelopes_load_in_mailbox_then_seq_order,
+    inline_envelopes_are_one_record,
     deleted_envelopes_are_gone,
     bodies_are_reference_counted,
     bundles_are_replaced,

@@ -12,7 +12,7 @@ use crate::core::response;
 use crate::ids::{BodyId, MailboxId};
 use crate::net::hot::HOT_CACHE_BYTES;
 use crate::store::memory::MemoryStore;
-use crate::store::{EnvelopeMeta, EnvelopeRecord, Mutation, Snapshot};
+use crate::store::{BodyRef, EnvelopeMeta, EnvelopeRecord, Mutation, Snapshot};
 
 /// A store whose commits each wait for the test's go-ahead, so the test
 /// controls what queues while a commit runs.
@@ -124,12 +124,13 @@ fn envelope_commit(n: u64) -> Commit {
         seq: n,
         record: EnvelopeRecord {
             meta: EnvelopeMeta {
-                body_id: BodyId(n),
+                body: BodyRef::Shared(BodyId(n)),
                 stored_at: 1,
                 expires_at: 2,
                 size: 10,
             },
             sealed_header: Bytes::from(format!("header {n}")),
+            body: None,
         },
     });
     Commit {

@@ -94,7 +94,7 @@ fn scenario() -> Vec<Vec<Batch>> {
         Mutation::PutMailbox(
             mailbox(1),
             MailboxRecord {
-                next_seq: 2,
+                reserved_seq: 2,
                 ..record(1)
             },
         ),
@@ -119,7 +119,7 @@ fn fjall_reopen_sees_everything() {
     let snapshot = store.load().unwrap();
     assert_eq!(snapshot, memory.load().unwrap());
     assert_eq!(snapshot.mailboxes.len(), 2);
-    assert_eq!(snapshot.mailboxes[0].1.next_seq, 2);
+    assert_eq!(snapshot.mailboxes[0].1.reserved_seq, 2);
     assert_eq!(snapshot.envelopes.len(), 1);
     assert_eq!(snapshot.body_refs, [(BodyId(10), 1)]);
     assert_eq!(

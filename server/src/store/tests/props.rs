@@ -24,22 +24,26 @@ fn any_body() -> impl Strategy<Value = BodyId> {
 }
 
 fn any_envelope() -> impl Strategy<Value = EnvelopeRecord> {
+    let shared = any_body().prop_map(|id| (BodyRef::Shared(id), None));
+    let inline = ((0u8..3).prop_map(message_id), any_bytes())
+        .prop_map(|(id, body)| (BodyRef::Inline(id), Some(body)));
     (
-        any_body(),
+        prop_oneof![shared, inline],
         any::<u64>(),
         any::<u64>(),
         any::<u32>(),
         any_bytes(),
     )
         .prop_map(
-            |(body_id, stored_at, expires_at, size, sealed_header)| EnvelopeRecord {
+            |((body_ref, body), stored_at, expires_at, size, sealed_header)| EnvelopeRecord {
                 meta: EnvelopeMeta {
-                    body_id,
+                    body: body_ref,
                     stored_at,
                     expires_at,
                     size,
                 },
                 sealed_header,
+                body,
             },
         )
 }
@@ -47,14 +51,13 @@ fn any_envelope() -> impl Strategy<Value = EnvelopeRecord> {
 fn any_mutation() -> impl Strategy<Value = Mutation> {
     let token = (0u8..3).prop_map(token);
     let id = (0u8..3).prop_map(message_id);
-    let mailbox_record =
-        (any::<[u8; 32]>(), any::<u64>(), any::<u64>()).prop_map(|(key, created_at, next_seq)| {
-            MailboxRecord {
-                key,
-                created_at,
-                next_seq,
-            }
-        });
+    let mailbox_record = (any::<[u8; 32]>(), any::<u64>(), any::<u64>()).prop_map(
+        |(key, created_at, reserved_seq)| MailboxRecord {
+            key,
+            created_at,
+            reserved_seq,
+        },
+    );
     let send_record = (any::<u64>(), prop::collection::vec(any::<i32>(), 0..5)).prop_map(
         |(expires_at, results)| SendRecord {
             expires_at,
