@@ -29,15 +29,14 @@ pub struct StoredEnvelope {
 /// of a stopped relay whose data folder is `data_dir`.
 pub fn waiting_envelopes(data_dir: &Path, mailbox: [u8; 32]) -> Vec<StoredEnvelope> {
     let store = open_store(data_dir);
-    let snapshot = store
-        .load()
-        .unwrap_or_else(|e| panic!("loading the relay's store failed: {e}"));
     let mailbox = MailboxId(mailbox);
-    snapshot
+    let index = store
+        .load_mailbox(&mailbox)
+        .unwrap_or_else(|e| panic!("loading the mailbox from the relay's store failed: {e}"));
+    index
         .envelopes
         .iter()
-        .filter(|(m, _, _)| *m == mailbox)
-        .map(|(_, seq, meta)| {
+        .map(|(seq, meta)| {
             let record = store
                 .read_envelope(&mailbox, *seq)
                 .ok()

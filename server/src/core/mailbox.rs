@@ -97,6 +97,10 @@ pub(crate) struct Mailbox {
     pub(crate) prekeys: Prekeys,
     /// Limits bundle fetches, which consume one-time prekeys.
     pub(crate) fetch_limit: Option<Bucket>,
+    /// Whether `waiting` holds the stored envelopes (the index was loaded,
+    /// or the mailbox was registered in this run). Until then it is empty
+    /// and the quota can't be checked.
+    pub(crate) loaded: bool,
 }
 
 impl Mailbox {
@@ -111,6 +115,7 @@ impl Mailbox {
             subscribers: Vec::new(),
             prekeys: Prekeys::default(),
             fetch_limit: None,
+            loaded: false,
         }
     }
 

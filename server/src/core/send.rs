@@ -198,7 +198,12 @@ impl RelayCore {
 
     /// Removes a durable envelope everywhere in memory and records the
     /// deletes (and the body's new reference count) in `batch`.
-    fn delete_envelope(&mut self, mailbox: MailboxId, seq: u64, batch: &mut Batch) -> bool {
+    pub(super) fn delete_envelope(
+        &mut self,
+        mailbox: MailboxId,
+        seq: u64,
+        batch: &mut Batch,
+    ) -> bool {
         let Some(m) = self.mailboxes.get_mut(&mailbox) else {
             return false;
         };
@@ -233,6 +238,30 @@ impl RelayCore {
         true
     }
 
+    /// Stored send records that expired (from
+    /// `MailboxStore::expired_send_records`): the ones not in memory, which
+    /// were written before this start, are deleted; the core expires the
+    /// others itself. Commit the result like any other (nobody waits).
+    pub fn handle_expired_send_records(
+        &mut self,
+        ids: Vec<crate::ids::ClientMessageId>,
+    ) -> Option<super::Commit> {
+        let mut batch = Batch::default();
+        for id in ids {
+            if self.send_records.get(&id).is_none() {
+                batch.push(Mutation::DeleteSendRecord(id));
+            }
+        }
+        if batch.is_empty() {
+            return None;
+        }
+        let reply = Reply::Ready(response(Kind::Done(pb::Done {})));
+        match self.commit(batch, Pending::default(), reply) {
+            Outcome::Commit(commit) => Some(commit),
+            _ => None,
+        }
+    }
+
     /// Expired envelopes and send records to delete, if any. Send records
     /// leave by whole expired buckets, a bounded number (4,096) per
     /// call: call again until it returns `None`.
@@ -263,7 +292,7 @@ impl RelayCore {
         let reply = Reply::Ready(response(Kind::Done(pb::Done {})));
         match self.commit(batch, Pending::default(), reply) {
             Outcome::Commit(commit) => Some(commit),
-            Outcome::Reply(_) => None,
+            _ => None,
         }
     }
 }

@@ -14,8 +14,9 @@ use quinn::{Connection, RecvStream, SendStream};
 use tokio::sync::Notify;
 use tracing::{debug, warn};
 
-use super::{CLOSE_BAD_FRAMES, Shell, now_ms};
-use crate::core::{Outcome, RegistrationMode, RelayCore, error};
+use super::load::{Handled, handle_with_loads};
+use super::{CLOSE_BAD_FRAMES, Shell};
+use crate::core::{RegistrationMode, RelayCore, error};
 use crate::ids::ConnId;
 use crate::registration::{Refresh, RegistrationError};
 
@@ -72,13 +73,11 @@ async fn answer(shell: &Arc<Shell>, conn: ConnId, request: pb::Request) -> pb::R
             "the relay could not read its registration tokens",
         );
     }
-    let pending = {
-        let mut core = shell.core();
-        match core.handle_request(conn, request, now_ms()) {
-            Outcome::Reply(response) => return response,
-            // Queued under the lock: commits reach the store in core order.
-            Outcome::Commit(commit) => shell.writer.enqueue(commit),
-        }
+    // Loads what the core needs first; commits are queued under the lock,
+    // so they reach the store in core order.
+    let pending = match handle_with_loads(shell, conn, request).await {
+        Handled::Reply(response) => return response,
+        Handled::Queued(pending) => pending,
     };
     pending
         .answer()

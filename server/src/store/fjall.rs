@@ -1,9 +1,24 @@
 //! The embedded durable store: fjall, an LSM tree with a write-ahead journal.
 //!
 //! Every record type lives in its own keyspace, so that start-up scans read
-//! only what the core keeps in memory and point reads stay short. Keys are
-//! fixed-layout big-endian byte strings, so each keyspace iterates in the
-//! order the [`Snapshot`] promises (for envelopes: mailbox, then seq).
+//! only what the core keeps in memory from the start and point reads stay
+//! short. Keys are fixed-layout big-endian byte strings, so each keyspace
+//! iterates in the order the [`Snapshot`] promises, and one mailbox's
+//! envelopes are one key range (mailbox, then seq).
+//!
+//! What reads which keyspace:
+//! - start-up ([`MailboxStore::load`]) scans `mailboxes` and
+//!   `registration_uses`, the keys of `send_tokens`, `prekeys` and `bundles`,
+//!   and seeks the last key of `body_refs`. It never reads `envelopes`,
+//!   `bodies` or `send_records`, so it costs the same with a million stored
+//!   envelopes as with none;
+//! - [`MailboxStore::load_mailbox`] reads one mailbox's range of `envelopes`
+//!   (values decoded in place, headers and bodies not copied) and point-reads
+//!   the `body_refs` of the shared bodies it points at;
+//! - [`MailboxStore::read_send_record`] is one point read of `send_records`;
+//!   [`MailboxStore::expired_send_records`] scans it (about hourly);
+//! - deliveries and prekey fetches point-read `envelopes`, `bodies`,
+//!   `prekeys` and `bundles`.
 //!
 //! | keyspace            | key                                   | value                                                        |
 //! |---------------------|---------------------------------------|--------------------------------------------------------------|
@@ -22,7 +37,11 @@
 //! key per message, nothing else to write or delete. A send stored for two or
 //! more keeps one `bodies` entry with a `body_refs` count, and its envelopes
 //! point at it (format 1, also how every envelope was stored before format 2).
-//! Integers are big-endian.
+//! A mailbox record is rewritten once per block of 4,096 sequence numbers
+//! (`reserved_seq`: every assigned seq is below it; stores written before
+//! blocks held the next seq there, which means the same). Only sends stored
+//! for two or more recipients write a `send_records` entry. Integers are
+//! big-endian.
 //! Decoding never trusts the disk: a value of the wrong length or version is
 //! [`StoreError::Corrupt`], never a panic.
 
@@ -37,10 +56,10 @@ use fjall::{
 };
 
 use super::{
-    Batch, BodyRef, EnvelopeMeta, EnvelopeRecord, MailboxRecord, MailboxStore, Mutation,
-    SendRecord, Snapshot, StoreError,
+    Batch, BodyRef, EnvelopeMeta, EnvelopeRecord, MailboxIndex, MailboxRecord, MailboxStore,
+    Mutation, SendRecord, Snapshot, StoreError,
 };
-use crate::ids::{BodyId, ClientMessageId, MailboxId, PrekeyKind, TokenHash};
+use crate::ids::{BodyId, ClientMessageId, MailboxId, Millis, PrekeyKind, TokenHash};
 
 /// The value format of every record but inline envelopes; the first byte of
 /// every stored value.
@@ -98,6 +117,9 @@ const SMALL_MEMTABLE_BYTES: u64 = 2 * 1024 * 1024;
 // compaction rewrites 8-byte pointers rather than up to 64 KiB of ciphertext.
 // Small check-ins (padded to 256 B or 512 B) stay inline.
 const BODY_SEPARATION_BYTES: u32 = 1024;
+
+/// How long [`MailboxStore::flush`] waits for fjall's flush workers.
+const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The fjall-backed [`MailboxStore`]: the relay's embedded default.
 pub struct FjallStore {
@@ -172,6 +194,42 @@ impl FjallStore {
     /// Number of stored envelopes (a full scan of their keys; for tests and stats).
     pub fn envelope_count(&self) -> Result<usize, StoreError> {
         self.envelopes.len().map_err(engine)
+    }
+
+    /// Seals every keyspace's memtable and waits, up to `wait`, until fjall
+    /// has written them to disk tables, so that the next open replays little
+    /// journal. Nothing here affects durability: every commit is in the
+    /// synced journal already.
+    fn flush_memtables(&self, wait: std::time::Duration) -> Result<(), StoreError> {
+        for keyspace in self.keyspaces() {
+            // Sealed memtables are queued for the flush workers.
+            keyspace.rotate_memtable().map_err(engine)?;
+        }
+        let deadline = std::time::Instant::now() + wait;
+        while self.db.outstanding_flushes() > 0 {
+            if std::time::Instant::now() >= deadline {
+                return Err(StoreError::Engine(
+                    "memtable flushes did not finish in time".to_owned(),
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        Ok(())
+    }
+
+    /// Every keyspace of the store.
+    fn keyspaces(&self) -> [&Keyspace; 9] {
+        [
+            &self.mailboxes,
+            &self.send_tokens,
+            &self.envelopes,
+            &self.bodies,
+            &self.body_refs,
+            &self.prekeys,
+            &self.bundles,
+            &self.send_records,
+            &self.registration_uses,
+        ]
     }
 
     /// Adds one mutation to the write batch.
@@ -255,17 +313,87 @@ impl MailboxStore for FjallStore {
         // were to run concurrently.
         let view = self.db.snapshot();
         let (signed_bundles, last_resorts) = load_bundles(&view, &self.bundles)?;
+        // The highest body id is the last key: one seek, not a scan.
+        let next_body = match view.last_key_value(&self.body_refs) {
+            // Saturates: 2^64 bodies are never stored.
+            Some(guard) => {
+                decode_u64_key(&guard.key().map_err(engine)?, "body refs key")?.saturating_add(1)
+            }
+            None => 0,
+        };
         Ok(Snapshot {
             mailboxes: scan(&view, &self.mailboxes, decode_mailbox_pair)?,
             send_tokens: scan_keys(&view, &self.send_tokens, decode_token_key)?,
-            envelopes: scan(&view, &self.envelopes, decode_envelope_pair)?,
-            body_refs: scan(&view, &self.body_refs, decode_body_refs_pair)?,
+            next_body,
             signed_bundles,
             last_resorts,
             prekeys: scan_keys(&view, &self.prekeys, decode_prekey_key)?,
-            send_records: scan(&view, &self.send_records, decode_send_record_pair)?,
             registration_uses: scan(&view, &self.registration_uses, decode_uses_pair)?,
         })
+    }
+
+    fn load_mailbox(&self, mailbox: &MailboxId) -> Result<MailboxIndex, StoreError> {
+        // One snapshot: the counts match the envelopes that were read.
+        let view = self.db.snapshot();
+        let mut envelopes = Vec::new();
+        for guard in view.prefix(&self.envelopes, mailbox.0) {
+            let (key, value) = guard.into_inner().map_err(engine)?;
+            let (found, seq, meta) = decode_envelope_pair(&key, &value)?;
+            if found != *mailbox {
+                return Err(StoreError::Corrupt("envelope key"));
+            }
+            envelopes.push((seq, meta));
+        }
+        let bodies: std::collections::BTreeSet<BodyId> = envelopes
+            .iter()
+            .filter_map(|(_, meta)| match meta.body {
+                BodyRef::Shared(id) => Some(id),
+                BodyRef::Inline(_) => None,
+            })
+            .collect();
+        let mut body_refs = Vec::with_capacity(bodies.len());
+        for id in bodies {
+            if let Some(value) = view
+                .get(&self.body_refs, id.0.to_be_bytes())
+                .map_err(engine)?
+            {
+                body_refs.push((id, decode_u32(&value, "body refs")?));
+            }
+        }
+        Ok(MailboxIndex {
+            envelopes,
+            body_refs,
+        })
+    }
+
+    fn read_send_record(&self, id: &ClientMessageId) -> Result<Option<SendRecord>, StoreError> {
+        match self.send_records.get(id.0).map_err(engine)? {
+            Some(value) => decode_send_record(&value).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn expired_send_records(
+        &self,
+        now: Millis,
+        limit: usize,
+    ) -> Result<Vec<ClientMessageId>, StoreError> {
+        let mut expired = Vec::new();
+        for guard in self.send_records.iter() {
+            if expired.len() >= limit {
+                break;
+            }
+            let (key, value) = guard.into_inner().map_err(engine)?;
+            let (id, record) = decode_send_record_pair(&key, &value)?;
+            if record.expires_at <= now {
+                expired.push(id);
+            }
+        }
+        Ok(expired)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.flush_memtables(FLUSH_WAIT)
     }
 
     fn commit(&self, batches: &[Batch]) -> Result<(), StoreError> {
@@ -709,11 +837,6 @@ fn decode_envelope_pair(
     let (mailbox, seq) = decode_envelope_key(key)?;
     let (meta, _, _) = decode_envelope(value)?;
     Ok((mailbox, seq, meta))
-}
-
-fn decode_body_refs_pair(key: &[u8], value: &[u8]) -> Result<(BodyId, u32), StoreError> {
-    let id = decode_u64_key(key, "body refs key")?;
-    Ok((BodyId(id), decode_u32(value, "body refs")?))
 }
 
 fn decode_send_record_pair(

@@ -26,6 +26,22 @@ impl MailboxStore for GatedStore {
     fn load(&self) -> Result<Snapshot, StoreError> {
         self.inner.load()
     }
+    fn load_mailbox(&self, mailbox: &MailboxId) -> Result<crate::store::MailboxIndex, StoreError> {
+        self.inner.load_mailbox(mailbox)
+    }
+    fn read_send_record(
+        &self,
+        id: &crate::ids::ClientMessageId,
+    ) -> Result<Option<crate::store::SendRecord>, StoreError> {
+        self.inner.read_send_record(id)
+    }
+    fn expired_send_records(
+        &self,
+        now: crate::ids::Millis,
+        limit: usize,
+    ) -> Result<Vec<crate::ids::ClientMessageId>, StoreError> {
+        self.inner.expired_send_records(now, limit)
+    }
     fn commit(&self, batches: &[Batch]) -> Result<(), StoreError> {
         self.entered.lock().unwrap().send(batches.len()).unwrap();
         self.release.lock().unwrap().recv().unwrap();
