@@ -120,9 +120,10 @@ pub struct CoreStats {
     pub connections: usize,
     /// Registered mailboxes.
     pub mailboxes: usize,
-    /// Envelopes waiting for acknowledgement.
+    /// Envelopes waiting for acknowledgement in loaded mailboxes (an
+    /// unloaded mailbox's stored envelopes are not counted).
     pub envelopes: usize,
-    /// Distinct stored bodies.
+    /// Distinct shared bodies the loaded mailboxes point at.
     pub bodies: usize,
 }
 

@@ -206,7 +206,12 @@ impl FjallStore {
             keyspace.rotate_memtable().map_err(engine)?;
         }
         let deadline = std::time::Instant::now() + wait;
-        while self.db.outstanding_flushes() > 0 {
+        let sealed = || {
+            self.keyspaces()
+                .iter()
+                .any(|k| k.sealed_memtable_count() > 0)
+        };
+        while sealed() {
             if std::time::Instant::now() >= deadline {
                 return Err(StoreError::Engine(
                     "memtable flushes did not finish in time".to_owned(),
@@ -215,6 +220,16 @@ impl FjallStore {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         Ok(())
+    }
+
+    /// Disk tables of all keyspaces, and memtables not yet written to one
+    /// (for tests of [`MailboxStore::flush`]).
+    #[cfg(test)]
+    pub(super) fn table_counts(&self) -> (usize, usize) {
+        let keyspaces = self.keyspaces();
+        let tables = keyspaces.iter().map(|k| k.table_count()).sum();
+        let sealed = keyspaces.iter().map(|k| k.sealed_memtable_count()).sum();
+        (tables, sealed)
     }
 
     /// Every keyspace of the store.

@@ -53,6 +53,24 @@ fn fjall_empty_commit_writes_nothing() {
 }
 
 #[test]
+fn fjall_flush_writes_the_memtables_to_disk_tables() {
+    let (dir, store) = temp_fjall();
+    for batches in scenario() {
+        store.commit(&batches).unwrap();
+    }
+    assert_eq!(store.table_counts().0, 0, "all in memtables so far");
+    store.flush().unwrap();
+    let (tables, sealed) = store.table_counts();
+    assert!(tables > 0, "written to disk tables");
+    assert_eq!(sealed, 0, "nothing left waiting for a flush");
+    let before = everything(&store);
+    drop(store);
+    let store = FjallStore::open(dir.path()).unwrap();
+    assert_eq!(everything(&store), before);
+    store.flush().unwrap();
+}
+
+#[test]
 fn fjall_refuses_a_second_open_of_the_same_directory() {
     let (dir, _store) = temp_fjall();
     assert!(matches!(
