@@ -1,11 +1,12 @@
 //! Request handling in the relay core: arbitrary frames from two connections,
-//! commits applied to the in-memory store, then a restart from the store.
+//! commits applied to the in-memory store (and loads read from it, as the
+//! shell does), then a restart from the store that loads every mailbox.
 //! Nothing may panic, and a restart must see exactly what was committed.
 #![no_main]
 
 use hearth_proto::relay as pb;
 use hearth_protocol::frame;
-use hearth_relay::core::{CoreConfig, Outcome, RegistrationMode, RelayCore, Reply};
+use hearth_relay::core::{Commit, CoreConfig, Outcome, RegistrationMode, RelayCore, Reply};
 use hearth_relay::store::memory::MemoryStore;
 use hearth_relay::store::{MailboxStore, Snapshot};
 use libfuzzer_sys::fuzz_target;
@@ -37,31 +38,67 @@ fuzz_target!(|data: &[u8]| {
                 continue;
             }
         };
-        match core.handle_request(conn, request, now) {
+        let mut outcome = core.handle_request(conn, request, now);
+        // The core asks for a load at most once per request.
+        if let Outcome::Load {
+            mailboxes,
+            send_record,
+            request,
+        } = outcome
+        {
+            let loaded = store
+                .load_needed(&mailboxes, send_record)
+                .expect("memory store loads");
+            if let Some(commit) = core.handle_loaded(loaded, now) {
+                apply(&store, &mut core, commit);
+            }
+            outcome = core.handle_request(conn, request, now);
+        }
+        match outcome {
             Outcome::Reply(_) => {}
+            Outcome::Load { .. } => panic!("a second load for one request"),
             Outcome::Commit(commit) => {
                 if let Reply::Prekeys(plan) = &commit.reply {
                     let _ = plan.response(None, None, None);
                 }
-                store
-                    .commit(std::slice::from_ref(&commit.batch))
-                    .expect("memory store commits");
-                core.handle_committed(commit.ticket);
+                apply(&store, &mut core, commit);
             }
         }
         while core.poll_delivery(conns[0]).is_some() || core.poll_delivery(conns[1]).is_some() {}
         if let Some(commit) = core.poll_expired(now) {
-            store
-                .commit(std::slice::from_ref(&commit.batch))
-                .expect("memory store commits");
-            core.handle_committed(commit.ticket);
+            apply(&store, &mut core, commit);
         }
     }
+    // Expired envelopes are gone from both sides at `now`: swept here, and
+    // dropped as they load after the restart.
+    while let Some(commit) = core.poll_expired(now) {
+        apply(&store, &mut core, commit);
+    }
+    // Everything loaded before and after, to compare.
+    let snapshot = store.load().expect("memory store loads");
+    let all: Vec<_> = snapshot.mailboxes.iter().map(|(id, _)| *id).collect();
+    let load_all = |core: &mut RelayCore| {
+        let loaded = store.load_needed(&all, None).expect("memory store loads");
+        // Expired envelopes go as they load: the same in both.
+        if let Some(commit) = core.handle_loaded(loaded, now) {
+            apply(&store, core, commit);
+        }
+    };
+    load_all(&mut core);
     let stats = core.stats();
-    let restarted = RelayCore::new(config, store.load().expect("memory store loads"));
+    let mut restarted = RelayCore::new(config, store.load().expect("memory store loads"));
+    load_all(&mut restarted);
     let after = restarted.stats();
     assert_eq!(
         (stats.mailboxes, stats.envelopes, stats.bodies),
         (after.mailboxes, after.envelopes, after.bodies)
     );
 });
+
+/// Commits like the shell: to the store, then reported to the core.
+fn apply(store: &MemoryStore, core: &mut RelayCore, commit: Commit) {
+    store
+        .commit(std::slice::from_ref(&commit.batch))
+        .expect("memory store commits");
+    core.handle_committed(commit.ticket);
+}

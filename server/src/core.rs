@@ -12,7 +12,9 @@
 //!    [`RelayCore::handle_bad_frame`] for one that did not decode). An
 //!    [`Outcome::Commit`] must be committed by the store *in the order the
 //!    core returned it*, then reported with [`RelayCore::handle_committed`],
-//!    and only then answered;
+//!    and only then answered. An [`Outcome::Load`] asks the shell to read
+//!    what it names from the store, hand it to [`RelayCore::handle_loaded`]
+//!    and run the request again;
 //! 3. after [`RelayCore::handle_committed`] returns a connection (or after
 //!    authenticating), drain [`RelayCore::poll_delivery`] for it;
 //! 4. [`RelayCore::handle_disconnect`] when it closes.
@@ -25,6 +27,14 @@
 //! State changes become visible in two steps: the core reserves them at once
 //! (so quotas and sequence numbers are exact) but delivers an envelope or
 //! hands out a prekey only after the batch that stored it is durable.
+//!
+//! Lazy loading: the core starts from mailboxes, tokens and prekey presence
+//! only. A mailbox's envelope index is loaded when the core first needs it:
+//! its owner authenticates (or registers it again), or a send with a valid
+//! token is addressed to it. Acks and expiry only touch loaded mailboxes
+//! (an owner's mailbox is loaded before it subscribes). The expiry sweep
+//! covers loaded mailboxes; an unloaded mailbox's expired envelopes are
+//! deleted when it loads. Loaded mailboxes stay loaded.
 
 mod config;
 mod delivery;
@@ -38,7 +48,7 @@ mod send_records;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use ed25519_dalek::{Signature, VerifyingKey};
 use hearth_proto::relay::{self as pb, ErrorCode, response::Kind};
@@ -46,7 +56,7 @@ use hearth_protocol::frame::FrameError;
 
 pub use config::{CoreConfig, RateLimit, RegistrationMode};
 use delivery::Subscription;
-use mailbox::{MAX_SEND_TOKENS, Mailbox};
+use mailbox::{MAX_SEND_TOKENS, Mailbox, SEQ_BLOCK};
 pub use outcome::{Commit, DeliveryPlan, Outcome, PrekeyPlan, Reply, Ticket, error, response};
 use rate::Bucket;
 use request::{Invalid, Request};
@@ -54,8 +64,8 @@ pub use request::{MAX_ACK_SEQS, PROTOCOL_VERSION};
 pub use send_records::BUCKETS_PER_WINDOW;
 use send_records::SendRecords;
 
-use crate::ids::{BodyId, ConnId, MailboxId, Millis, PrekeyKind, TokenHash};
-use crate::store::{Batch, MailboxRecord, Mutation, Snapshot};
+use crate::ids::{BodyId, ClientMessageId, ConnId, MailboxId, Millis, PrekeyKind, TokenHash};
+use crate::store::{Batch, Loaded, MailboxRecord, Mutation, Snapshot};
 
 /// Domain separation label of the per-connection authentication proof.
 pub const AUTH_LABEL: &[u8] = b"Hearth_v1_Auth";
@@ -110,9 +120,10 @@ pub struct CoreStats {
     pub connections: usize,
     /// Registered mailboxes.
     pub mailboxes: usize,
-    /// Envelopes waiting for acknowledgement.
+    /// Envelopes waiting for acknowledgement in loaded mailboxes (an
+    /// unloaded mailbox's stored envelopes are not counted).
     pub envelopes: usize,
-    /// Distinct stored bodies.
+    /// Distinct shared bodies the loaded mailboxes point at.
     pub bodies: usize,
 }
 
@@ -128,6 +139,9 @@ struct Conn {
     in_flight_bytes: u64,
     /// When the connection opened or last made a useful request.
     useful_at: Millis,
+    /// Requests that paid their rate token and were handed back for a load:
+    /// running them again costs no second token.
+    prepaid: u32,
 }
 
 /// Effects that apply once a batch is durable.
@@ -165,11 +179,18 @@ pub struct RelayCore {
     next_conn: u64,
     next_ticket: u64,
     pending: HashMap<Ticket, Pending>,
+    /// Marked retries whose send record the store did not hold: their next
+    /// run does not ask for the point read again.
+    looked_up: HashSet<ClientMessageId>,
 }
+
+/// Most entries of [`RelayCore`]'s `looked_up` (cleared beyond: it only
+/// saves a point read).
+const MAX_LOOKED_UP: usize = 4096;
 
 impl RelayCore {
     /// Rebuilds the core from what the store holds. Everything in the
-    /// snapshot is durable.
+    /// snapshot is durable. Envelope indexes load later, when needed.
     pub fn new(config: CoreConfig, snapshot: Snapshot) -> Self {
         let mut mailboxes: HashMap<MailboxId, Mailbox> = snapshot
             .mailboxes
@@ -179,12 +200,6 @@ impl RelayCore {
         for (id, hash) in snapshot.send_tokens {
             if let Some(m) = mailboxes.get_mut(&id) {
                 m.tokens.insert(hash);
-            }
-        }
-        for (id, seq, meta) in snapshot.envelopes {
-            if let Some(m) = mailboxes.get_mut(&id) {
-                m.insert_waiting(seq, meta, true);
-                m.record.next_seq = m.record.next_seq.max(seq + 1);
             }
         }
         for id in snapshot.signed_bundles {
@@ -203,20 +218,14 @@ impl RelayCore {
                 m.prekeys.next_index = m.prekeys.next_index.max(index + 1);
             }
         }
-        let next_body = snapshot
-            .body_refs
-            .iter()
-            .map(|(id, _)| id.0 + 1)
-            .max()
-            .unwrap_or(0);
         Self {
             mailboxes,
-            body_refs: snapshot.body_refs.into_iter().collect(),
-            next_body,
+            body_refs: HashMap::new(),
+            next_body: snapshot.next_body,
             send_records: SendRecords::new(
                 config.send_records_per_mailbox,
                 Millis::try_from(config.send_record_ttl.as_millis()).unwrap_or(Millis::MAX),
-                snapshot.send_records,
+                Vec::new(),
             ),
             registration_tokens: HashMap::new(),
             registration_uses: snapshot.registration_uses.into_iter().collect(),
@@ -224,6 +233,7 @@ impl RelayCore {
             next_conn: 0,
             next_ticket: 0,
             pending: HashMap::new(),
+            looked_up: HashSet::new(),
             config,
         }
     }
@@ -264,6 +274,7 @@ impl RelayCore {
                 in_flight: 0,
                 in_flight_bytes: 0,
                 useful_at: now,
+                prepaid: 0,
             },
         );
         id
@@ -341,8 +352,20 @@ impl RelayCore {
         let Some(state) = self.conns.get_mut(&conn) else {
             return reply_error(ErrorCode::Internal, "connection is not known");
         };
-        if !state.rate.try_take(self.config.rate_limit, now) {
+        if state.prepaid > 0 {
+            state.prepaid -= 1;
+        } else if !state.rate.try_take(self.config.rate_limit, now) {
             return reply_error(ErrorCode::RateLimited, "too many requests; slow down");
+        }
+        if let Some((mailboxes, send_record)) = self.needs_load(conn, &request) {
+            if let Some(state) = self.conns.get_mut(&conn) {
+                state.prepaid += 1;
+            }
+            return Outcome::Load {
+                mailboxes,
+                send_record,
+                request,
+            };
         }
         let request = match Request::parse(request, &self.config) {
             Ok(request) => request,
@@ -353,7 +376,8 @@ impl RelayCore {
         let may_be_useful = !matches!(request, Request::Sync);
         let outcome = match request {
             Request::GetChallenge => {
-                let challenge = state.challenge.to_vec().into();
+                let challenge = self.conns.get(&conn).map(|c| c.challenge.to_vec());
+                let challenge = challenge.unwrap_or_default().into();
                 Outcome::Reply(response(Kind::Challenge(pb::Challenge { challenge })))
             }
             // An empty commit: the writer answers it once everything queued
@@ -368,7 +392,10 @@ impl RelayCore {
             Request::Authenticate { mailbox, signature } => {
                 self.handle_authenticate(conn, mailbox, &signature)
             }
-            Request::Send(send) => self.handle_send(send, now),
+            Request::Send(send) => {
+                self.looked_up.remove(&send.id);
+                self.handle_send(send, now)
+            }
             Request::Ack {
                 mailbox,
                 through,
@@ -427,6 +454,126 @@ impl RelayCore {
         wake.sort_unstable();
         wake.dedup();
         wake
+    }
+
+    /// What the store returned for an [`Outcome::Load`]. Mailboxes already
+    /// loaded ignore it (memory is at least as fresh), and body reference
+    /// counts already in memory win over the stored ones. Expired envelopes
+    /// of a mailbox are deleted as it loads: commit the returned batch like
+    /// any other (nobody waits for its answer).
+    pub fn handle_loaded(&mut self, loaded: Loaded, now: Millis) -> Option<Commit> {
+        let mut expired = Vec::new();
+        for (id, index) in loaded.mailboxes {
+            let Some(m) = self.mailboxes.get_mut(&id) else {
+                continue;
+            };
+            if m.loaded {
+                continue;
+            }
+            m.loaded = true;
+            for (body, refs) in index.body_refs {
+                self.body_refs.entry(body).or_insert(refs);
+            }
+            for (seq, meta) in index.envelopes {
+                m.next_seq = m.next_seq.max(seq.saturating_add(1));
+                m.insert_waiting(seq, meta, true);
+                if meta.expires_at <= now {
+                    expired.push((id, seq));
+                }
+            }
+        }
+        match loaded.send_record {
+            Some((id, Some(record))) => {
+                // Read back from the store: it counts against no mailbox.
+                let _ = self.send_records.insert(id, record, Vec::new(), true);
+            }
+            Some((id, None)) => {
+                if self.looked_up.len() >= MAX_LOOKED_UP {
+                    self.looked_up.clear();
+                }
+                self.looked_up.insert(id);
+            }
+            None => {}
+        }
+        let mut batch = Batch::default();
+        for (mailbox, seq) in expired {
+            self.delete_envelope(mailbox, seq, &mut batch);
+        }
+        if batch.is_empty() {
+            return None;
+        }
+        match self.commit(batch, Pending::default(), done()) {
+            Outcome::Commit(commit) => Some(commit),
+            _ => None,
+        }
+    }
+
+    /// What must be loaded before `request` can run: the envelope indexes
+    /// of the mailboxes it touches that are not loaded, and for a marked
+    /// retry of a send to several recipients that is not in memory, its
+    /// stored send record. Checks that need no load come first, so that
+    /// nobody makes the relay read a mailbox without being allowed to use it:
+    /// a send needs a valid token, an authentication a valid proof.
+    fn needs_load(
+        &self,
+        conn: ConnId,
+        request: &pb::Request,
+    ) -> Option<(Vec<MailboxId>, Option<ClientMessageId>)> {
+        use pb::request::Kind as Req;
+        if request.version != PROTOCOL_VERSION {
+            return None;
+        }
+        let unloaded = |bytes: &[u8]| {
+            let id = MailboxId::from_slice(bytes)?;
+            let m = self.mailboxes.get(&id)?;
+            (!m.loaded).then_some((id, m))
+        };
+        let (mailboxes, send_record) = match request.kind.as_ref()? {
+            Req::Send(send) => {
+                let mut mailboxes: Vec<MailboxId> = send
+                    .recipients
+                    .iter()
+                    .filter_map(|r| {
+                        let (id, m) = unloaded(&r.mailbox_id)?;
+                        let token = &r.send_token;
+                        let valid = !token.is_empty()
+                            && token.len() <= request::MAX_SEND_TOKEN_BYTES
+                            && m.tokens.contains(&TokenHash::of(token));
+                        valid.then_some(id)
+                    })
+                    .collect();
+                mailboxes.sort_unstable();
+                mailboxes.dedup();
+                let id = <[u8; 16]>::try_from(&send.client_message_id[..]).ok();
+                let record = id.map(ClientMessageId).filter(|id| {
+                    send.retry
+                        && send.recipients.len() > 1
+                        && self.send_records.get(id).is_none()
+                        && !self.looked_up.contains(id)
+                });
+                (mailboxes, record)
+            }
+            Req::Authenticate(auth) => {
+                let (id, m) = unloaded(&auth.mailbox_id)?;
+                let signature = Signature::from_slice(&auth.signature).ok()?;
+                if !self.verify_auth(conn, &m.record.key, &signature) {
+                    return None;
+                }
+                (vec![id], None)
+            }
+            Req::Register(register) => {
+                let (id, m) = unloaded(&register.mailbox_id)?;
+                let signature = Signature::from_slice(&register.signature).ok()?;
+                let key = m.record.key;
+                if register.mailbox_key[..] != key[..] || !self.verify_auth(conn, &key, &signature)
+                {
+                    return None;
+                }
+                (vec![id], None)
+            }
+            _ => return None,
+        };
+        (!mailboxes.is_empty() || send_record.is_some()).then_some((mailboxes, send_record))
     }
 
     /// Wraps a batch and the effects that wait for it into a commit.
@@ -512,16 +659,21 @@ impl RelayCore {
             self.registration_uses.insert(hash, used + 1);
             batch.push(Mutation::PutRegistrationUses(hash, used + 1));
         }
+        // The first block of sequence numbers is reserved with the mailbox.
         let record = MailboxRecord {
             key,
             created_at: now,
-            next_seq: 0,
+            reserved_seq: SEQ_BLOCK,
         };
         batch.push(Mutation::PutMailbox(mailbox, record.clone()));
-        self.mailboxes.insert(mailbox, Mailbox::new(record));
+        // Nothing is stored for a new mailbox: its (empty) index is loaded.
+        let mut fresh = Mailbox::new(record);
+        fresh.next_seq = 0;
+        fresh.loaded = true;
+        self.mailboxes.insert(mailbox, fresh);
         match self.subscribe(conn, mailbox, Kind::Registered(pb::Registered {})) {
             Outcome::Reply(reply) => self.commit(batch, Pending::default(), Reply::Ready(reply)),
-            commit @ Outcome::Commit(_) => commit,
+            other => other,
         }
     }
 

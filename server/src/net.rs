@@ -23,8 +23,9 @@
 //! streams, let requests in flight finish (up to [`REQUEST_GRACE`]), commit
 //! and answer everything queued for the writer, close every connection with
 //! "relay shutting down", and wait for the endpoint to go idle. Every commit
-//! was already made durable when it was answered, so nothing is left to flush
-//! but closing the store, which happens when its last handle drops.
+//! was already made durable when it was answered; last, the store writes its
+//! memory tables to disk ([`MailboxStore::flush`]) so that the next start
+//! replays little journal.
 //!
 //! If the store fails to commit, the relay stops the same way and [`run`]
 //! returns an error (`net/writer.rs` explains why stopping is the only safe
@@ -35,6 +36,7 @@ mod connection;
 mod delivery;
 mod endpoint;
 mod hot;
+mod load;
 mod request;
 #[cfg(test)]
 mod tests;
@@ -95,6 +97,9 @@ const CLOSE_GRACE: Duration = Duration::from_secs(3);
 const TASK_GRACE: Duration = Duration::from_secs(5);
 /// Shortest expiry sweep interval (a zero setting would spin).
 const MIN_SWEEP: Duration = Duration::from_millis(100);
+/// How often the sweep scans the store for expired send records written
+/// before this start.
+const STORED_RECORD_SWEEP: Duration = Duration::from_secs(3600);
 
 /// Milliseconds since the Unix epoch: the only clock the relay reads.
 fn now_ms() -> Millis {
@@ -290,8 +295,17 @@ impl RunningRelay {
             Err(_) => warn!("connection tasks did not finish in time"),
         }
         let store_failed = self.shell.store_failed.load(Ordering::SeqCst);
-        // The last handle to the store goes with the shell (see the module
-        // documentation: every commit is already durable).
+        if !store_failed {
+            // Every commit is durable already: this only shortens the next
+            // start's journal replay.
+            let store = Arc::clone(&self.shell.store);
+            match tokio::task::spawn_blocking(move || store.flush()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(failure)) => warn!(error = %failure, "could not flush the store"),
+                Err(failure) => warn!(error = %failure, "the store flush task failed"),
+            }
+        }
+        // The last handle to the store goes with the shell.
         drop(self.shell);
         if store_failed {
             anyhow::bail!(
@@ -381,13 +395,20 @@ fn spawn_writer(
 
 /// Every `every`, hands the core's expired envelopes and send records to the
 /// writer for deletion, a bounded batch per core call, until none are left.
+/// About once an hour (and first soon after start) it also deletes expired
+/// send records the core does not know, written before this start.
 async fn sweep_expired(shell: Arc<Shell>, every: Duration) {
     let mut ticks = tokio::time::interval(every.max(MIN_SWEEP));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut records_due = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
             () = shell.stopped() => return,
+        }
+        if tokio::time::Instant::now() >= records_due {
+            records_due = tokio::time::Instant::now() + STORED_RECORD_SWEEP;
+            load::sweep_stored_send_records(&shell).await;
         }
         loop {
             let pending = {

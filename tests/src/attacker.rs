@@ -11,12 +11,12 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use bytes::Bytes;
 use hearth_client::{Invite, OutgoingRecipient, RelayAddress};
 use hearth_relay::ids::MailboxId;
-use hearth_relay::store::MailboxStore as _;
+use hearth_relay::store::{BodyRef, MailboxStore as _};
 
 use crate::{client_message_id, connect, open_store, within};
 
 /// An envelope as the relay stores it: the recipient's sealed header and
-/// the (shared) body.
+/// its body (inside the envelope, or shared by a circle send).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEnvelope {
     /// The sealed header (only the recipient can open it).
@@ -29,25 +29,24 @@ pub struct StoredEnvelope {
 /// of a stopped relay whose data folder is `data_dir`.
 pub fn waiting_envelopes(data_dir: &Path, mailbox: [u8; 32]) -> Vec<StoredEnvelope> {
     let store = open_store(data_dir);
-    let snapshot = store
-        .load()
-        .unwrap_or_else(|e| panic!("loading the relay's store failed: {e}"));
     let mailbox = MailboxId(mailbox);
-    snapshot
+    let index = store
+        .load_mailbox(&mailbox)
+        .unwrap_or_else(|e| panic!("loading the mailbox from the relay's store failed: {e}"));
+    index
         .envelopes
         .iter()
-        .filter(|(m, _, _)| *m == mailbox)
-        .map(|(_, seq, meta)| {
+        .map(|(seq, meta)| {
             let record = store
                 .read_envelope(&mailbox, *seq)
                 .ok()
                 .flatten()
                 .unwrap_or_else(|| panic!("envelope {seq} is listed but missing"));
-            let body = store
-                .read_body(meta.body_id)
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| panic!("the body of envelope {seq} is missing"));
+            let body = match meta.body {
+                BodyRef::Inline(_) => record.body,
+                BodyRef::Shared(id) => store.read_body(id).ok().flatten(),
+            }
+            .unwrap_or_else(|| panic!("the body of envelope {seq} is missing"));
             StoredEnvelope {
                 sealed_header: record.sealed_header,
                 body,

@@ -387,6 +387,7 @@ fn oversize_send_frame(bob: &Owner) -> Vec<u8> {
             send_token: bob.send_token.clone(),
             sealed_header: Bytes::from_static(b"h"),
         }],
+        retry: false,
     };
     let request = pb::Request {
         version: 1,

@@ -78,9 +78,16 @@ impl Prekeys {
     }
 }
 
+/// How many sequence numbers one rewrite of a mailbox record reserves.
+pub(crate) const SEQ_BLOCK: u64 = 4096;
+
 #[derive(Debug)]
 pub(crate) struct Mailbox {
+    /// As stored; `reserved_seq` is the end of the current block.
     pub(crate) record: MailboxRecord,
+    /// The next sequence number to assign (below `record.reserved_seq`
+    /// once assigned: see [`Mailbox::assign_seq`]).
+    pub(crate) next_seq: u64,
     pub(crate) tokens: HashSet<TokenHash>,
     pub(crate) waiting: BTreeMap<u64, Waiting>,
     /// Bytes of all waiting envelopes (quota).
@@ -90,11 +97,17 @@ pub(crate) struct Mailbox {
     pub(crate) prekeys: Prekeys,
     /// Limits bundle fetches, which consume one-time prekeys.
     pub(crate) fetch_limit: Option<Bucket>,
+    /// Whether `waiting` holds the stored envelopes (the index was loaded,
+    /// or the mailbox was registered in this run). Until then it is empty
+    /// and the quota can't be checked.
+    pub(crate) loaded: bool,
 }
 
 impl Mailbox {
+    /// A mailbox as loaded: it continues after its last reserved block.
     pub(crate) fn new(record: MailboxRecord) -> Self {
         Self {
+            next_seq: record.reserved_seq,
             record,
             tokens: HashSet::new(),
             waiting: BTreeMap::new(),
@@ -102,7 +115,21 @@ impl Mailbox {
             subscribers: Vec::new(),
             prekeys: Prekeys::default(),
             fetch_limit: None,
+            loaded: false,
         }
+    }
+
+    /// Assigns the next sequence number. Returns the record to store with
+    /// the envelope when it starts a new block, so that no assigned number
+    /// is at or above the stored `reserved_seq`.
+    pub(crate) fn assign_seq(&mut self) -> (u64, Option<MailboxRecord>) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if seq < self.record.reserved_seq {
+            return (seq, None);
+        }
+        self.record.reserved_seq = seq.saturating_add(SEQ_BLOCK);
+        (seq, Some(self.record.clone()))
     }
 
     pub(crate) fn insert_waiting(&mut self, seq: u64, meta: EnvelopeMeta, durable: bool) {

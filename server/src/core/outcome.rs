@@ -2,7 +2,7 @@
 
 use hearth_proto::relay::{self as pb, ErrorCode};
 
-use crate::ids::{MailboxId, PrekeyKind};
+use crate::ids::{ClientMessageId, MailboxId, PrekeyKind};
 use crate::store::{Batch, EnvelopeMeta};
 
 /// Identifies a batch handed to the shell for commit; the shell reports it
@@ -18,6 +18,19 @@ pub enum Outcome {
     Reply(pb::Response),
     /// Commit the batch durably, report the ticket, then answer.
     Commit(Commit),
+    /// Read these from the store first (`MailboxStore::load_needed`, on a
+    /// blocking thread), hand the result to
+    /// [`super::RelayCore::handle_loaded`], then call
+    /// [`super::RelayCore::handle_request`] again with `request`. Nothing
+    /// changed yet.
+    Load {
+        /// Mailboxes whose envelope index must be loaded.
+        mailboxes: Vec<MailboxId>,
+        /// A send record to look up by a point read.
+        send_record: Option<ClientMessageId>,
+        /// The request, to run again once loaded.
+        request: pb::Request,
+    },
 }
 
 /// A change to commit before answering.

@@ -43,6 +43,8 @@ pub(crate) struct Recipient {
 #[derive(Debug)]
 pub(crate) struct Send {
     pub(crate) id: ClientMessageId,
+    /// The client says this resends an id it sent before.
+    pub(crate) retry: bool,
     pub(crate) body: Bytes,
     pub(crate) recipients: Vec<Recipient>,
 }
@@ -220,6 +222,7 @@ fn parse_send(send: pb::Send, config: &CoreConfig) -> Result<Send, Invalid> {
         .collect::<Result<_, _>>()?;
     Ok(Send {
         id,
+        retry: send.retry,
         body: send.body,
         recipients,
     })

@@ -15,10 +15,16 @@
 //!   its cost is the number of records it forgets, never a sweep of all of
 //!   them. A record is forgotten between its expiry and one bucket later.
 //!
+//! Only sends stored for two or more recipients write their record to the
+//! store ("durable" records). A send stored once needs none: its envelope
+//! holds its client message id, so after a restart a retry finds it in the
+//! recipient's envelope index. Its record lives in memory only, and
+//! forgetting it writes nothing.
+//!
 //! Which mailboxes a send went to is known only in memory: the store keeps
 //! records by client message id alone, so that it never shows who shares a
-//! circle. Records loaded at start therefore count against no mailbox; they
-//! leave by age.
+//! circle. Records read back from the store therefore count against no
+//! mailbox; they leave by age.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -36,6 +42,17 @@ struct Entry {
     serial: u64,
     /// The mailboxes whose cap it counts against.
     mailboxes: Box<[MailboxId]>,
+    /// Whether the store holds it (and must forget it too).
+    durable: bool,
+}
+
+/// What one [`SendRecords::expire`] call forgot.
+#[derive(Debug, Default)]
+pub(super) struct Expired {
+    /// How many records it forgot, durable or not.
+    pub(super) forgotten: usize,
+    /// The durable ones, which the store must forget too.
+    pub(super) durable: Vec<ClientMessageId>,
 }
 
 /// Every send record the relay remembers, indexed by id, by expiry bucket
@@ -69,7 +86,7 @@ impl SendRecords {
             next_serial: 0,
         };
         for (id, record) in stored {
-            records.insert(id, record, Vec::new());
+            records.insert(id, record, Vec::new(), true);
         }
         records
     }
@@ -91,13 +108,15 @@ impl SendRecords {
         self.by_mailbox.get(mailbox).map_or(0, BTreeMap::len)
     }
 
-    /// Remembers a send stored in `mailboxes`. Returns the records it
-    /// pushed out of a full mailbox, which the store must forget too.
+    /// Remembers a send stored in `mailboxes`; `durable` when the store
+    /// holds its record too. Returns the durable records it pushed out of a
+    /// full mailbox, which the store must forget too.
     pub(super) fn insert(
         &mut self,
         id: ClientMessageId,
         record: SendRecord,
         mailboxes: Vec<MailboxId>,
+        durable: bool,
     ) -> Vec<ClientMessageId> {
         self.remove(&id);
         let serial = self.next_serial;
@@ -115,8 +134,9 @@ impl SendRecords {
             // The newest record (this one) is never the oldest: the cap is
             // at least one.
             while let Some(oldest) = self.pop_over_cap(mailbox) {
-                self.remove(&oldest);
-                evicted.push(oldest);
+                if self.remove(&oldest) {
+                    evicted.push(oldest);
+                }
             }
         }
         self.records.insert(
@@ -125,6 +145,7 @@ impl SendRecords {
                 record,
                 serial,
                 mailboxes: mailboxes.into_boxed_slice(),
+                durable,
             },
         );
         evicted
@@ -133,9 +154,9 @@ impl SendRecords {
     /// Forgets the records of every bucket that has wholly expired by
     /// `now`, at most `limit` of them (the rest on the next call). Touches
     /// only those buckets.
-    pub(super) fn expire(&mut self, now: Millis, limit: usize) -> Vec<ClientMessageId> {
-        let mut expired = Vec::new();
-        while expired.len() < limit {
+    pub(super) fn expire(&mut self, now: Millis, limit: usize) -> Expired {
+        let mut expired = Expired::default();
+        while expired.forgotten < limit {
             let Some((bucket, ids)) = self.buckets.first_key_value() else {
                 break;
             };
@@ -143,13 +164,15 @@ impl SendRecords {
             if bucket.saturating_add(1).saturating_mul(self.bucket_ms) > now {
                 break;
             }
-            let room = limit - expired.len();
+            let room = limit - expired.forgotten;
             let ids: Vec<ClientMessageId> = ids.iter().take(room).copied().collect();
             for id in &ids {
-                self.remove(id);
+                if self.remove(id) {
+                    expired.durable.push(*id);
+                }
             }
             self.forget_in_bucket(bucket, &ids);
-            expired.extend(ids);
+            expired.forgotten += ids.len();
         }
         expired
     }
@@ -181,10 +204,10 @@ impl SendRecords {
         }
     }
 
-    /// Forgets one record everywhere it is indexed.
-    fn remove(&mut self, id: &ClientMessageId) {
+    /// Forgets one record everywhere it is indexed. True if it was durable.
+    fn remove(&mut self, id: &ClientMessageId) -> bool {
         let Some(entry) = self.records.remove(id) else {
-            return;
+            return false;
         };
         self.forget_in_bucket(self.bucket_of(entry.record.expires_at), &[*id]);
         for mailbox in &entry.mailboxes {
@@ -195,5 +218,6 @@ impl SendRecords {
                 }
             }
         }
+        entry.durable
     }
 }

@@ -28,7 +28,7 @@ use super::hot::HotEnvelopes;
 use super::{CLOSE_INTERNAL, Shell};
 use crate::core::DeliveryPlan;
 use crate::ids::ConnId;
-use crate::store::{EnvelopeMeta, MailboxStore, StoreError};
+use crate::store::{BodyRef, EnvelopeMeta, MailboxStore, StoreError};
 
 /// The delivery wake-ups of live connections, shared by the request tasks
 /// and the writer thread.
@@ -195,7 +195,8 @@ fn hot_delivery(hot: &HotEnvelopes, plan: &DeliveryPlan) -> Option<pb::Delivery>
         .iter()
         .map(|&(seq, meta)| {
             let header = hot.header(&plan.mailbox, seq)?;
-            Some(envelope(seq, meta, header, hot.body(meta.body_id)?))
+            let body = hot.envelope_body(&plan.mailbox, seq, meta.body)?;
+            Some(envelope(seq, meta, header, body))
         })
         .collect::<Option<Vec<_>>>()?;
     Some(delivery(plan, envelopes))
@@ -213,21 +214,31 @@ fn read_delivery(
     for &(seq, meta) in &plan.envelopes {
         let (header, body) = {
             let hot = hot.lock();
-            (hot.header(&plan.mailbox, seq), hot.body(meta.body_id))
+            let header = hot.header(&plan.mailbox, seq);
+            (header, hot.envelope_body(&plan.mailbox, seq, meta.body))
         };
-        let header = match header {
-            Some(header) => header,
-            None => match store.read_envelope(&plan.mailbox, seq)? {
-                Some(record) => record.sealed_header,
-                None => continue,
-            },
+        let found = match (header, body, meta.body) {
+            (Some(header), Some(body), _) => Some((header, body)),
+            // An inline envelope: one read gives header and body.
+            (_, _, BodyRef::Inline(_)) => store
+                .read_envelope(&plan.mailbox, seq)?
+                .map(|record| (record.sealed_header, record.body.unwrap_or_default())),
+            (header, body, BodyRef::Shared(id)) => {
+                let header = match header {
+                    Some(header) => Some(header),
+                    None => store
+                        .read_envelope(&plan.mailbox, seq)?
+                        .map(|record| record.sealed_header),
+                };
+                match (header, body) {
+                    (Some(header), Some(body)) => Some((header, body)),
+                    (Some(header), None) => store.read_body(id)?.map(|body| (header, body)),
+                    (None, _) => None,
+                }
+            }
         };
-        let body = match body {
-            Some(body) => body,
-            None => match store.read_body(meta.body_id)? {
-                Some(body) => body,
-                None => continue,
-            },
+        let Some((header, body)) = found else {
+            continue;
         };
         envelopes.push(envelope(seq, meta, header, body));
     }
@@ -262,7 +273,7 @@ mod tests {
 
     fn meta(body: u64, stored_at: u64) -> EnvelopeMeta {
         EnvelopeMeta {
-            body_id: BodyId(body),
+            body: BodyRef::Shared(BodyId(body)),
             stored_at,
             expires_at: stored_at + 1000,
             size: 10,
@@ -287,6 +298,7 @@ mod tests {
                 record: EnvelopeRecord {
                     meta: meta(body, 100 + seq),
                     sealed_header: Bytes::from_static(header),
+                    body: None,
                 },
             },
         ]
@@ -388,6 +400,45 @@ mod tests {
             [b"hot body 10".as_slice(), b"body 20"],
             "hot where possible, stored for the miss"
         );
+    }
+
+    #[test]
+    fn an_inline_envelope_is_delivered_from_the_cache_or_one_store_read() {
+        let mailbox = MailboxId([7; 32]);
+        let meta = EnvelopeMeta {
+            body: BodyRef::Inline(crate::ids::ClientMessageId([5; 16])),
+            stored_at: 42,
+            expires_at: 1000,
+            size: 12,
+        };
+        let put = Batch {
+            mutations: vec![Mutation::PutEnvelope {
+                mailbox,
+                seq: 4,
+                record: EnvelopeRecord {
+                    meta,
+                    sealed_header: Bytes::from_static(b"hdr"),
+                    body: Some(Bytes::from_static(b"inline body")),
+                },
+            }],
+        };
+        let store = MemoryStore::default();
+        store.commit(std::slice::from_ref(&put)).unwrap();
+        let plan = DeliveryPlan {
+            mailbox,
+            envelopes: vec![(4, meta)],
+        };
+        let cold = HotEnvelopes::new(HOT_CACHE_BYTES);
+        assert_eq!(hot_delivery(&cold, &plan), None);
+        let from_store = read_delivery(&store, &cold, &plan).unwrap();
+        let hot = HotEnvelopes::new(HOT_CACHE_BYTES);
+        hot.apply(&[put]);
+        let from_cache = hot_delivery(&hot, &plan).expect("all hot");
+        assert_eq!(from_store, from_cache);
+        let envelope = &from_cache.envelopes[0];
+        assert_eq!(envelope.body.as_ref(), b"inline body");
+        assert_eq!(envelope.sealed_header.as_ref(), b"hdr");
+        assert_eq!((envelope.seq, envelope.stored_at_ms), (4, 42));
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! ([`HotEnvelopes::apply`]) before it reports the group to the core, so
 //! every envelope the core plans for delivery was put here first (unless
 //! evicted since). It holds
-//! only copies of what is already on disk: `PutEnvelope` and `PutBody` add
-//! entries, `DeleteEnvelope` and `DeleteBody` drop them, and beyond a byte
+//! only copies of what is already on disk: `PutEnvelope` (its header, and
+//! the body of an inline envelope) and `PutBody` add entries,
+//! `DeleteEnvelope` and `DeleteBody` drop them, and beyond a byte
 //! bound the oldest entries go first. A miss is never an error: the delivery
 //! task then reads the store, which stays the source of truth. Envelope keys
 //! and body ids are written once, so an entry never goes stale.
@@ -17,7 +18,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use bytes::Bytes;
 
 use crate::ids::{BodyId, MailboxId};
-use crate::store::{Batch, Mutation};
+use crate::store::{Batch, BodyRef, Mutation};
 
 /// Default byte bound of the cache.
 pub(crate) const HOT_CACHE_BYTES: usize = 64 * 1024 * 1024;
@@ -31,7 +32,9 @@ const ENTRY_OVERHEAD: usize = 128;
 enum Key {
     /// An envelope's sealed header.
     Header(MailboxId, u64),
-    /// A (possibly shared) body.
+    /// The body inside an inline envelope.
+    Inline(MailboxId, u64),
+    /// A shared body.
     Body(BodyId),
 }
 
@@ -79,9 +82,17 @@ impl HotEnvelopes {
                     mailbox,
                     seq,
                     record,
-                } => hot.insert(Key::Header(*mailbox, *seq), &record.sealed_header),
+                } => {
+                    hot.insert(Key::Header(*mailbox, *seq), &record.sealed_header);
+                    if let Some(body) = &record.body {
+                        hot.insert(Key::Inline(*mailbox, *seq), body);
+                    }
+                }
                 Mutation::PutBody { id, bytes, .. } => hot.insert(Key::Body(*id), bytes),
-                Mutation::DeleteEnvelope(mailbox, seq) => hot.remove(Key::Header(*mailbox, *seq)),
+                Mutation::DeleteEnvelope(mailbox, seq) => {
+                    hot.remove(Key::Header(*mailbox, *seq));
+                    hot.remove(Key::Inline(*mailbox, *seq));
+                }
                 Mutation::DeleteBody(id) => hot.remove(Key::Body(*id)),
                 _ => {}
             }
@@ -104,9 +115,22 @@ impl Hot {
         self.get(Key::Header(*mailbox, seq))
     }
 
-    /// A body, if hot.
+    /// A shared body, if hot.
     pub(crate) fn body(&self, id: BodyId) -> Option<Bytes> {
         self.get(Key::Body(id))
+    }
+
+    /// The body of an envelope, if hot: inside the envelope or shared.
+    pub(crate) fn envelope_body(
+        &self,
+        mailbox: &MailboxId,
+        seq: u64,
+        body: BodyRef,
+    ) -> Option<Bytes> {
+        match body {
+            BodyRef::Inline(_) => self.get(Key::Inline(*mailbox, seq)),
+            BodyRef::Shared(id) => self.body(id),
+        }
     }
 
     /// Bytes accounted for (payloads plus per-entry overhead).
@@ -172,12 +196,13 @@ mod tests {
             seq,
             record: EnvelopeRecord {
                 meta: EnvelopeMeta {
-                    body_id: BodyId(body),
+                    body: BodyRef::Shared(BodyId(body)),
                     stored_at: 1,
                     expires_at: 2,
                     size: 3,
                 },
                 sealed_header: Bytes::from_static(header),
+                body: None,
             },
         }
     }
@@ -261,6 +286,37 @@ mod tests {
         hot.apply(&[batch(vec![put_body(1, 4000)])]);
         let cache = hot.lock();
         assert_eq!(cache.body(BodyId(1)), None);
+        assert_eq!(cache.bytes(), 0);
+    }
+
+    #[test]
+    fn an_inline_envelope_brings_its_body_and_takes_it_away() {
+        let hot = HotEnvelopes::new(HOT_CACHE_BYTES);
+        let inline = BodyRef::Inline(crate::ids::ClientMessageId([4; 16]));
+        hot.apply(&[batch(vec![Mutation::PutEnvelope {
+            mailbox: MAILBOX,
+            seq: 3,
+            record: EnvelopeRecord {
+                meta: EnvelopeMeta {
+                    body: inline,
+                    stored_at: 1,
+                    expires_at: 2,
+                    size: 3,
+                },
+                sealed_header: Bytes::from_static(b"h"),
+                body: Some(Bytes::from_static(b"inline body")),
+            },
+        }])]);
+        {
+            let cache = hot.lock();
+            assert_eq!(cache.header(&MAILBOX, 3).unwrap().as_ref(), b"h");
+            let body = cache.envelope_body(&MAILBOX, 3, inline).unwrap();
+            assert_eq!(body.as_ref(), b"inline body");
+            assert_eq!(cache.envelope_body(&MAILBOX, 4, inline), None);
+        }
+        hot.apply(&[batch(vec![Mutation::DeleteEnvelope(MAILBOX, 3)])]);
+        let cache = hot.lock();
+        assert_eq!(cache.envelope_body(&MAILBOX, 3, inline), None);
         assert_eq!(cache.bytes(), 0);
     }
 

@@ -39,8 +39,9 @@ use quinn::{Connection, RecvStream, SendStream};
 use tokio::sync::Notify;
 use tracing::{debug, warn};
 
-use super::{CLOSE_BAD_FRAMES, CLOSE_SHUTTING_DOWN, Shell, now_ms};
-use crate::core::{Outcome, RegistrationMode, RelayCore, error};
+use super::load::{Handled, handle_with_loads};
+use super::{CLOSE_BAD_FRAMES, CLOSE_SHUTTING_DOWN, Shell};
+use crate::core::{RegistrationMode, RelayCore, error};
 use crate::ids::ConnId;
 use crate::registration::{Refresh, RegistrationError};
 
@@ -178,13 +179,11 @@ async fn handle(
         queue(out, id, &refused, woken);
         return;
     }
-    let commit = {
-        let mut core = shell.core();
-        match core.handle_request(context.conn, request, now_ms()) {
-            Outcome::Reply(response) => Err(response),
-            // Queued under the lock: commits reach the store in core order.
-            Outcome::Commit(commit) => Ok(shell.writer.enqueue(commit)),
-        }
+    // Loads what the core needs first; commits are queued under the lock,
+    // so they reach the store in core order.
+    let commit = match handle_with_loads(shell, context.conn, request).await {
+        Handled::Reply(response) => Err(response),
+        Handled::Queued(pending) => Ok(pending),
     };
     match commit {
         Err(response) => queue(out, id, &response, woken),

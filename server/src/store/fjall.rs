@@ -1,15 +1,30 @@
 //! The embedded durable store: fjall, an LSM tree with a write-ahead journal.
 //!
 //! Every record type lives in its own keyspace, so that start-up scans read
-//! only what the core keeps in memory and point reads stay short. Keys are
-//! fixed-layout big-endian byte strings, so each keyspace iterates in the
-//! order the [`Snapshot`] promises (for envelopes: mailbox, then seq).
+//! only what the core keeps in memory from the start and point reads stay
+//! short. Keys are fixed-layout big-endian byte strings, so each keyspace
+//! iterates in the order the [`Snapshot`] promises, and one mailbox's
+//! envelopes are one key range (mailbox, then seq).
+//!
+//! What reads which keyspace:
+//! - start-up ([`MailboxStore::load`]) scans `mailboxes` and
+//!   `registration_uses`, the keys of `send_tokens`, `prekeys` and `bundles`,
+//!   and seeks the last key of `body_refs`. It never reads `envelopes`,
+//!   `bodies` or `send_records`, so it costs the same with a million stored
+//!   envelopes as with none;
+//! - [`MailboxStore::load_mailbox`] reads one mailbox's range of `envelopes`
+//!   (values decoded in place, headers and bodies not copied) and point-reads
+//!   the `body_refs` of the shared bodies it points at;
+//! - [`MailboxStore::read_send_record`] is one point read of `send_records`;
+//!   [`MailboxStore::expired_send_records`] scans it (about hourly);
+//! - deliveries and prekey fetches point-read `envelopes`, `bodies`,
+//!   `prekeys` and `bundles`.
 //!
 //! | keyspace            | key                                   | value                                                        |
 //! |---------------------|---------------------------------------|--------------------------------------------------------------|
-//! | `mailboxes`         | mailbox (32)                          | v ‖ owner key (32) ‖ created_at (u64) ‖ next_seq (u64)       |
+//! | `mailboxes`         | mailbox (32)                          | v ‖ owner key (32) ‖ created_at (u64) ‖ reserved_seq (u64)   |
 //! | `send_tokens`       | mailbox (32) ‖ token hash (32)        | v                                                            |
-//! | `envelopes`         | mailbox (32) ‖ seq (u64)              | v ‖ body (u64) ‖ stored_at ‖ expires_at (u64) ‖ size (u32) ‖ sealed header |
+//! | `envelopes`         | mailbox (32) ‖ seq (u64)              | shared body: 1 ‖ body (u64) ‖ stored_at ‖ expires_at (u64) ‖ size (u32) ‖ sealed header; inline body: 2 ‖ stored_at ‖ expires_at (u64) ‖ size (u32) ‖ client message id (16) ‖ header length (u32) ‖ sealed header ‖ body |
 //! | `bodies`            | body (u64)                            | v ‖ body bytes                                               |
 //! | `body_refs`         | body (u64)                            | v ‖ refs (u32)                                               |
 //! | `prekeys`           | mailbox (32) ‖ kind (1) ‖ index (u64) | v ‖ prekey bytes                                             |
@@ -17,7 +32,16 @@
 //! | `send_records`      | client message id (16)                | v ‖ expires_at (u64) ‖ n (u32) ‖ n × result (i32)            |
 //! | `registration_uses` | token hash (32)                       | v ‖ uses (u32)                                               |
 //!
-//! `v` is the format version byte (1 so far). Integers are big-endian.
+//! `v` is the format version byte (1). An envelope of a send stored for one
+//! recipient holds its body and its send's client message id (format 2): one
+//! key per message, nothing else to write or delete. A send stored for two or
+//! more keeps one `bodies` entry with a `body_refs` count, and its envelopes
+//! point at it (format 1, also how every envelope was stored before format 2).
+//! A mailbox record is rewritten once per block of 4,096 sequence numbers
+//! (`reserved_seq`: every assigned seq is below it; stores written before
+//! blocks held the next seq there, which means the same). Only sends stored
+//! for two or more recipients write a `send_records` entry. Integers are
+//! big-endian.
 //! Decoding never trusts the disk: a value of the wrong length or version is
 //! [`StoreError::Corrupt`], never a panic.
 
@@ -32,13 +56,16 @@ use fjall::{
 };
 
 use super::{
-    Batch, EnvelopeMeta, EnvelopeRecord, MailboxRecord, MailboxStore, Mutation, SendRecord,
-    Snapshot, StoreError,
+    Batch, BodyRef, EnvelopeMeta, EnvelopeRecord, MailboxIndex, MailboxRecord, MailboxStore,
+    Mutation, SendRecord, Snapshot, StoreError,
 };
-use crate::ids::{BodyId, ClientMessageId, MailboxId, PrekeyKind, TokenHash};
+use crate::ids::{BodyId, ClientMessageId, MailboxId, Millis, PrekeyKind, TokenHash};
 
-/// The only value format so far; the first byte of every stored value.
+/// The value format of every record but inline envelopes; the first byte of
+/// every stored value.
 const FORMAT_V1: u8 = 1;
+/// The value format of an inline envelope (body and client message id inside).
+const FORMAT_V2: u8 = 2;
 
 // Keyspace names. `pub(super)` so the conformance suite can corrupt records
 // through fjall directly.
@@ -90,6 +117,9 @@ const SMALL_MEMTABLE_BYTES: u64 = 2 * 1024 * 1024;
 // compaction rewrites 8-byte pointers rather than up to 64 KiB of ciphertext.
 // Small check-ins (padded to 256 B or 512 B) stay inline.
 const BODY_SEPARATION_BYTES: u32 = 1024;
+
+/// How long [`MailboxStore::flush`] waits for fjall's flush workers.
+const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The fjall-backed [`MailboxStore`]: the relay's embedded default.
 pub struct FjallStore {
@@ -164,6 +194,57 @@ impl FjallStore {
     /// Number of stored envelopes (a full scan of their keys; for tests and stats).
     pub fn envelope_count(&self) -> Result<usize, StoreError> {
         self.envelopes.len().map_err(engine)
+    }
+
+    /// Seals every keyspace's memtable and waits, up to `wait`, until fjall
+    /// has written them to disk tables, so that the next open replays little
+    /// journal. Nothing here affects durability: every commit is in the
+    /// synced journal already.
+    fn flush_memtables(&self, wait: std::time::Duration) -> Result<(), StoreError> {
+        for keyspace in self.keyspaces() {
+            // Sealed memtables are queued for the flush workers.
+            keyspace.rotate_memtable().map_err(engine)?;
+        }
+        let deadline = std::time::Instant::now() + wait;
+        let sealed = || {
+            self.keyspaces()
+                .iter()
+                .any(|k| k.sealed_memtable_count() > 0)
+        };
+        while sealed() {
+            if std::time::Instant::now() >= deadline {
+                return Err(StoreError::Engine(
+                    "memtable flushes did not finish in time".to_owned(),
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        Ok(())
+    }
+
+    /// Disk tables of all keyspaces, and memtables not yet written to one
+    /// (for tests of [`MailboxStore::flush`]).
+    #[cfg(test)]
+    pub(super) fn table_counts(&self) -> (usize, usize) {
+        let keyspaces = self.keyspaces();
+        let tables = keyspaces.iter().map(|k| k.table_count()).sum();
+        let sealed = keyspaces.iter().map(|k| k.sealed_memtable_count()).sum();
+        (tables, sealed)
+    }
+
+    /// Every keyspace of the store.
+    fn keyspaces(&self) -> [&Keyspace; 9] {
+        [
+            &self.mailboxes,
+            &self.send_tokens,
+            &self.envelopes,
+            &self.bodies,
+            &self.body_refs,
+            &self.prekeys,
+            &self.bundles,
+            &self.send_records,
+            &self.registration_uses,
+        ]
     }
 
     /// Adds one mutation to the write batch.
@@ -247,17 +328,87 @@ impl MailboxStore for FjallStore {
         // were to run concurrently.
         let view = self.db.snapshot();
         let (signed_bundles, last_resorts) = load_bundles(&view, &self.bundles)?;
+        // The highest body id is the last key: one seek, not a scan.
+        let next_body = match view.last_key_value(&self.body_refs) {
+            // Saturates: 2^64 bodies are never stored.
+            Some(guard) => {
+                decode_u64_key(&guard.key().map_err(engine)?, "body refs key")?.saturating_add(1)
+            }
+            None => 0,
+        };
         Ok(Snapshot {
             mailboxes: scan(&view, &self.mailboxes, decode_mailbox_pair)?,
             send_tokens: scan_keys(&view, &self.send_tokens, decode_token_key)?,
-            envelopes: scan(&view, &self.envelopes, decode_envelope_pair)?,
-            body_refs: scan(&view, &self.body_refs, decode_body_refs_pair)?,
+            next_body,
             signed_bundles,
             last_resorts,
             prekeys: scan_keys(&view, &self.prekeys, decode_prekey_key)?,
-            send_records: scan(&view, &self.send_records, decode_send_record_pair)?,
             registration_uses: scan(&view, &self.registration_uses, decode_uses_pair)?,
         })
+    }
+
+    fn load_mailbox(&self, mailbox: &MailboxId) -> Result<MailboxIndex, StoreError> {
+        // One snapshot: the counts match the envelopes that were read.
+        let view = self.db.snapshot();
+        let mut envelopes = Vec::new();
+        for guard in view.prefix(&self.envelopes, mailbox.0) {
+            let (key, value) = guard.into_inner().map_err(engine)?;
+            let (found, seq, meta) = decode_envelope_pair(&key, &value)?;
+            if found != *mailbox {
+                return Err(StoreError::Corrupt("envelope key"));
+            }
+            envelopes.push((seq, meta));
+        }
+        let bodies: std::collections::BTreeSet<BodyId> = envelopes
+            .iter()
+            .filter_map(|(_, meta)| match meta.body {
+                BodyRef::Shared(id) => Some(id),
+                BodyRef::Inline(_) => None,
+            })
+            .collect();
+        let mut body_refs = Vec::with_capacity(bodies.len());
+        for id in bodies {
+            if let Some(value) = view
+                .get(&self.body_refs, id.0.to_be_bytes())
+                .map_err(engine)?
+            {
+                body_refs.push((id, decode_u32(&value, "body refs")?));
+            }
+        }
+        Ok(MailboxIndex {
+            envelopes,
+            body_refs,
+        })
+    }
+
+    fn read_send_record(&self, id: &ClientMessageId) -> Result<Option<SendRecord>, StoreError> {
+        match self.send_records.get(id.0).map_err(engine)? {
+            Some(value) => decode_send_record(&value).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn expired_send_records(
+        &self,
+        now: Millis,
+        limit: usize,
+    ) -> Result<Vec<ClientMessageId>, StoreError> {
+        let mut expired = Vec::new();
+        for guard in self.send_records.iter() {
+            if expired.len() >= limit {
+                break;
+            }
+            let (key, value) = guard.into_inner().map_err(engine)?;
+            let (id, record) = decode_send_record_pair(&key, &value)?;
+            if record.expires_at <= now {
+                expired.push(id);
+            }
+        }
+        Ok(expired)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.flush_memtables(FLUSH_WAIT)
     }
 
     fn commit(&self, batches: &[Batch]) -> Result<(), StoreError> {
@@ -290,12 +441,11 @@ impl MailboxStore for FjallStore {
         else {
             return Ok(None);
         };
-        let mut reader = Reader::open(&value, "envelope")?;
-        let meta = decode_envelope_meta(&mut reader)?;
-        let sealed_header = Bytes::copy_from_slice(reader.rest());
+        let (meta, header, body) = decode_envelope(&value)?;
         Ok(Some(EnvelopeRecord {
             meta,
-            sealed_header,
+            sealed_header: Bytes::copy_from_slice(header),
+            body: body.map(Bytes::copy_from_slice),
         }))
     }
 
@@ -508,6 +658,16 @@ impl<'a> Reader<'a> {
         self.array().map(u64::from_be_bytes)
     }
 
+    /// The next `len` bytes.
+    fn take(&mut self, len: usize) -> Result<&'a [u8], StoreError> {
+        if len > self.bytes.len() {
+            return Err(StoreError::Corrupt(self.what));
+        }
+        let (head, rest) = self.bytes.split_at(len);
+        self.bytes = rest;
+        Ok(head)
+    }
+
     /// The remaining bytes (an opaque tail).
     fn rest(self) -> &'a [u8] {
         self.bytes
@@ -549,7 +709,7 @@ fn encode_mailbox(record: &MailboxRecord) -> Vec<u8> {
     value.push(FORMAT_V1);
     value.extend_from_slice(&record.key);
     value.extend_from_slice(&record.created_at.to_be_bytes());
-    value.extend_from_slice(&record.next_seq.to_be_bytes());
+    value.extend_from_slice(&record.reserved_seq.to_be_bytes());
     value
 }
 
@@ -558,32 +718,87 @@ fn decode_mailbox(value: &[u8]) -> Result<MailboxRecord, StoreError> {
     let record = MailboxRecord {
         key: reader.array()?,
         created_at: reader.u64()?,
-        next_seq: reader.u64()?,
+        reserved_seq: reader.u64()?,
     };
     reader.finish()?;
     Ok(record)
 }
 
+/// Encodes an envelope: a shared-body envelope in format 1
+/// (`1 ‖ body id ‖ stored_at ‖ expires_at ‖ size ‖ sealed header`), an inline
+/// one in format 2 (`2 ‖ stored_at ‖ expires_at ‖ size ‖ client message id ‖
+/// header length (u32) ‖ sealed header ‖ body`).
 fn encode_envelope(record: &EnvelopeRecord) -> Vec<u8> {
     let meta = &record.meta;
-    let mut value = Vec::with_capacity(29 + record.sealed_header.len());
-    value.push(FORMAT_V1);
-    value.extend_from_slice(&meta.body_id.0.to_be_bytes());
+    let header = &record.sealed_header;
+    match meta.body {
+        BodyRef::Shared(id) => {
+            let mut value = Vec::with_capacity(29 + header.len());
+            value.push(FORMAT_V1);
+            value.extend_from_slice(&id.0.to_be_bytes());
+            push_times(&mut value, meta);
+            value.extend_from_slice(header);
+            value
+        }
+        BodyRef::Inline(message_id) => {
+            let body = record.body.as_deref().unwrap_or_default();
+            let mut value = Vec::with_capacity(41 + header.len() + body.len());
+            value.push(FORMAT_V2);
+            push_times(&mut value, meta);
+            value.extend_from_slice(&message_id.0);
+            // The frame limit bounds headers far below 4 GiB.
+            let header_len = u32::try_from(header.len()).unwrap_or(u32::MAX);
+            value.extend_from_slice(&header_len.to_be_bytes());
+            value.extend_from_slice(header);
+            value.extend_from_slice(body);
+            value
+        }
+    }
+}
+
+/// `stored_at ‖ expires_at ‖ size`, common to both envelope formats.
+fn push_times(value: &mut Vec<u8>, meta: &EnvelopeMeta) {
     value.extend_from_slice(&meta.stored_at.to_be_bytes());
     value.extend_from_slice(&meta.expires_at.to_be_bytes());
     value.extend_from_slice(&meta.size.to_be_bytes());
-    value.extend_from_slice(&record.sealed_header);
-    value
 }
 
-/// Reads the fixed part of an envelope value; the sealed header remains.
-fn decode_envelope_meta(reader: &mut Reader<'_>) -> Result<EnvelopeMeta, StoreError> {
-    Ok(EnvelopeMeta {
-        body_id: BodyId(reader.u64()?),
-        stored_at: reader.u64()?,
-        expires_at: reader.u64()?,
-        size: reader.u32()?,
-    })
+/// An envelope value's metadata, sealed header and (inline envelopes only)
+/// body, as views of the value.
+type EnvelopeView<'a> = (EnvelopeMeta, &'a [u8], Option<&'a [u8]>);
+
+/// Decodes an envelope value of either format.
+fn decode_envelope(value: &[u8]) -> Result<EnvelopeView<'_>, StoreError> {
+    const WHAT: &str = "envelope";
+    let (&version, bytes) = value.split_first().ok_or(StoreError::Corrupt(WHAT))?;
+    let mut reader = Reader { bytes, what: WHAT };
+    match version {
+        FORMAT_V1 => {
+            let body = BodyRef::Shared(BodyId(reader.u64()?));
+            let meta = EnvelopeMeta {
+                body,
+                stored_at: reader.u64()?,
+                expires_at: reader.u64()?,
+                size: reader.u32()?,
+            };
+            Ok((meta, reader.rest(), None))
+        }
+        FORMAT_V2 => {
+            let (stored_at, expires_at, size) = (reader.u64()?, reader.u64()?, reader.u32()?);
+            let message_id = ClientMessageId(reader.array()?);
+            let header_len =
+                usize::try_from(reader.u32()?).map_err(|_| StoreError::Corrupt(WHAT))?;
+            let header = reader.take(header_len)?;
+            let meta = EnvelopeMeta {
+                body: BodyRef::Inline(message_id),
+                stored_at,
+                expires_at,
+                size,
+            };
+            Ok((meta, header, Some(reader.rest())))
+        }
+        _ => Err(StoreError::Corrupt(WHAT)),
+    }
 }
 
 fn encode_send_record(record: &SendRecord) -> Vec<u8> {
@@ -628,19 +843,15 @@ fn decode_mailbox_pair(key: &[u8], value: &[u8]) -> Result<(MailboxId, MailboxRe
     Ok((mailbox, decode_mailbox(value)?))
 }
 
-/// An envelope's key and metadata; the sealed header is skipped, not copied.
+/// An envelope's key and metadata; the sealed header and body are skipped,
+/// not copied.
 fn decode_envelope_pair(
     key: &[u8],
     value: &[u8],
 ) -> Result<(MailboxId, u64, EnvelopeMeta), StoreError> {
     let (mailbox, seq) = decode_envelope_key(key)?;
-    let meta = decode_envelope_meta(&mut Reader::open(value, "envelope")?)?;
+    let (meta, _, _) = decode_envelope(value)?;
     Ok((mailbox, seq, meta))
-}
-
-fn decode_body_refs_pair(key: &[u8], value: &[u8]) -> Result<(BodyId, u32), StoreError> {
-    let id = decode_u64_key(key, "body refs key")?;
-    Ok((BodyId(id), decode_u32(value, "body refs")?))
 }
 
 fn decode_send_record_pair(
@@ -664,10 +875,17 @@ mod tests {
 
     use super::*;
 
+    fn body_ref() -> impl Strategy<Value = BodyRef> {
+        prop_oneof![
+            any::<u64>().prop_map(|id| BodyRef::Shared(BodyId(id))),
+            any::<[u8; 16]>().prop_map(|id| BodyRef::Inline(ClientMessageId(id))),
+        ]
+    }
+
     fn meta() -> impl Strategy<Value = EnvelopeMeta> {
-        (any::<u64>(), any::<u64>(), any::<u64>(), any::<u32>()).prop_map(
+        (body_ref(), any::<u64>(), any::<u64>(), any::<u32>()).prop_map(
             |(body, stored_at, expires_at, size)| EnvelopeMeta {
-                body_id: BodyId(body),
+                body,
                 stored_at,
                 expires_at,
                 size,
@@ -677,17 +895,25 @@ mod tests {
 
     proptest! {
         #[test]
-        fn envelope_value_round_trips(meta in meta(), header in prop::collection::vec(any::<u8>(), 0..300)) {
-            let record = EnvelopeRecord { meta, sealed_header: Bytes::from(header) };
+        fn envelope_value_round_trips(
+            meta in meta(),
+            header in prop::collection::vec(any::<u8>(), 0..300),
+            body in prop::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let inline = matches!(meta.body, BodyRef::Inline(_));
+            let body = inline.then(|| Bytes::from(body));
+            let record = EnvelopeRecord { meta, sealed_header: Bytes::from(header), body };
             let value = encode_envelope(&record);
-            let mut reader = Reader::open(&value, "envelope").unwrap();
-            prop_assert_eq!(decode_envelope_meta(&mut reader).unwrap(), meta);
-            prop_assert_eq!(reader.rest(), &record.sealed_header[..]);
+            prop_assert_eq!(value[0], if inline { FORMAT_V2 } else { FORMAT_V1 });
+            let (decoded, header, body) = decode_envelope(&value).unwrap();
+            prop_assert_eq!(decoded, meta);
+            prop_assert_eq!(header, &record.sealed_header[..]);
+            prop_assert_eq!(body, record.body.as_deref());
         }
 
         #[test]
-        fn mailbox_value_round_trips(key in any::<[u8; 32]>(), created_at in any::<u64>(), next_seq in any::<u64>()) {
-            let record = MailboxRecord { key, created_at, next_seq };
+        fn mailbox_value_round_trips(key in any::<[u8; 32]>(), created_at in any::<u64>(), reserved_seq in any::<u64>()) {
+            let record = MailboxRecord { key, created_at, reserved_seq };
             prop_assert_eq!(decode_mailbox(&encode_mailbox(&record)).unwrap(), record);
         }
 
@@ -715,9 +941,51 @@ mod tests {
             prop_assert!(corrupt(decode_envelope_key(&bytes).map(drop)));
             prop_assert!(corrupt(decode_prekey_key(&bytes).map(drop)));
             prop_assert!(corrupt(decode_bundle_key(&bytes).map(drop)));
-            let envelope = Reader::open(&bytes, "envelope").and_then(|mut r| decode_envelope_meta(&mut r));
-            prop_assert!(corrupt(envelope.map(drop)));
+            prop_assert!(corrupt(decode_envelope(&bytes).map(drop)));
         }
+    }
+
+    #[test]
+    fn a_hand_written_v1_envelope_is_read() {
+        // 1 ‖ body 7 ‖ stored_at 100 ‖ expires_at 200 ‖ size 300 ‖ header "hdr"
+        let mut value = vec![1];
+        value.extend_from_slice(&7u64.to_be_bytes());
+        value.extend_from_slice(&100u64.to_be_bytes());
+        value.extend_from_slice(&200u64.to_be_bytes());
+        value.extend_from_slice(&300u32.to_be_bytes());
+        value.extend_from_slice(b"hdr");
+        let (meta, header, body) = decode_envelope(&value).unwrap();
+        let expected = EnvelopeMeta {
+            body: BodyRef::Shared(BodyId(7)),
+            stored_at: 100,
+            expires_at: 200,
+            size: 300,
+        };
+        assert_eq!((meta, header, body), (expected, &b"hdr"[..], None));
+    }
+
+    #[test]
+    fn an_inline_envelope_whose_header_length_lies_is_corrupt() {
+        let record = EnvelopeRecord {
+            meta: EnvelopeMeta {
+                body: BodyRef::Inline(ClientMessageId([3; 16])),
+                stored_at: 1,
+                expires_at: 2,
+                size: 3,
+            },
+            sealed_header: Bytes::from_static(b"header"),
+            body: Some(Bytes::from_static(b"body")),
+        };
+        let mut value = encode_envelope(&record);
+        // The header length sits after version, times, size and id.
+        value[37..41].copy_from_slice(&11u32.to_be_bytes());
+        assert!(matches!(
+            decode_envelope(&value),
+            Err(StoreError::Corrupt("envelope"))
+        ));
+        value[37..41].copy_from_slice(&10u32.to_be_bytes());
+        let (_, header, body) = decode_envelope(&value).unwrap();
+        assert_eq!((header, body), (&b"headerbody"[..], Some(&b""[..])));
     }
 
     #[test]
@@ -725,7 +993,7 @@ mod tests {
         let record = MailboxRecord {
             key: [7; 32],
             created_at: 1,
-            next_seq: 2,
+            reserved_seq: 2,
         };
         let value = encode_mailbox(&record);
         assert!(matches!(

@@ -13,9 +13,10 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use bytes::Bytes;
 
 use super::{
-    Batch, EnvelopeRecord, MailboxRecord, MailboxStore, Mutation, SendRecord, Snapshot, StoreError,
+    Batch, BodyRef, EnvelopeMeta, EnvelopeRecord, MailboxIndex, MailboxRecord, MailboxStore,
+    Mutation, SendRecord, Snapshot, StoreError,
 };
-use crate::ids::{BodyId, ClientMessageId, MailboxId, PrekeyKind, TokenHash};
+use crate::ids::{BodyId, ClientMessageId, MailboxId, Millis, PrekeyKind, TokenHash};
 
 /// The in-memory [`MailboxStore`]. Not durable: for tests only.
 #[derive(Default)]
@@ -76,6 +77,17 @@ impl MemoryStore {
     /// How many envelopes are stored.
     pub fn envelope_count(&self) -> usize {
         self.state().envelopes.len()
+    }
+
+    /// How many send records are stored.
+    pub fn send_record_count(&self) -> usize {
+        self.state().send_records.len()
+    }
+
+    /// The ids of the stored send records, in key order (for tests: the
+    /// relay itself only reads them one by one).
+    pub fn send_record_ids(&self) -> Vec<ClientMessageId> {
+        self.state().send_records.keys().copied().collect()
     }
 
     /// Makes every following commit fail with [`StoreError::Engine`] without
@@ -154,17 +166,38 @@ impl State {
         Snapshot {
             mailboxes: clone_pairs(&self.mailboxes),
             send_tokens: self.send_tokens.iter().copied().collect(),
-            envelopes: self
-                .envelopes
-                .iter()
-                .map(|(&(mailbox, seq), record)| (mailbox, seq, record.meta))
-                .collect(),
-            body_refs: clone_pairs(&self.body_refs),
+            next_body: self
+                .body_refs
+                .keys()
+                .next_back()
+                .map_or(0, |id| id.0.saturating_add(1)),
             signed_bundles: self.signed_bundles.keys().copied().collect(),
             last_resorts: self.last_resorts.keys().copied().collect(),
             prekeys: self.prekeys.keys().copied().collect(),
-            send_records: clone_pairs(&self.send_records),
             registration_uses: clone_pairs(&self.registration_uses),
+        }
+    }
+
+    fn mailbox_index(&self, mailbox: &MailboxId) -> MailboxIndex {
+        let envelopes: Vec<(u64, EnvelopeMeta)> = self
+            .envelopes
+            .range((*mailbox, 0)..=(*mailbox, u64::MAX))
+            .map(|(&(_, seq), record)| (seq, record.meta))
+            .collect();
+        let bodies: BTreeSet<BodyId> = envelopes
+            .iter()
+            .filter_map(|(_, meta)| match meta.body {
+                BodyRef::Shared(id) => Some(id),
+                BodyRef::Inline(_) => None,
+            })
+            .collect();
+        let body_refs = bodies
+            .into_iter()
+            .filter_map(|id| Some((id, *self.body_refs.get(&id)?)))
+            .collect();
+        MailboxIndex {
+            envelopes,
+            body_refs,
         }
     }
 }
@@ -176,6 +209,28 @@ fn clone_pairs<K: Clone, V: Clone>(map: &BTreeMap<K, V>) -> Vec<(K, V)> {
 impl MailboxStore for MemoryStore {
     fn load(&self) -> Result<Snapshot, StoreError> {
         Ok(self.state().snapshot())
+    }
+
+    fn load_mailbox(&self, mailbox: &MailboxId) -> Result<MailboxIndex, StoreError> {
+        Ok(self.state().mailbox_index(mailbox))
+    }
+
+    fn read_send_record(&self, id: &ClientMessageId) -> Result<Option<SendRecord>, StoreError> {
+        Ok(self.state().send_records.get(id).cloned())
+    }
+
+    fn expired_send_records(
+        &self,
+        now: Millis,
+        limit: usize,
+    ) -> Result<Vec<ClientMessageId>, StoreError> {
+        let state = self.state();
+        let expired = state.send_records.iter();
+        Ok(expired
+            .filter(|(_, record)| record.expires_at <= now)
+            .map(|(id, _)| *id)
+            .take(limit)
+            .collect())
     }
 
     fn commit(&self, batches: &[Batch]) -> Result<(), StoreError> {

@@ -30,20 +30,43 @@ fn record(n: u8) -> MailboxRecord {
     MailboxRecord {
         key: [n; 32],
         created_at: 1_700_000_000_000 + u64::from(n),
-        next_seq: u64::from(n) * 10,
+        reserved_seq: u64::from(n) * 10,
     }
 }
 
+/// An envelope of a shared body.
 fn envelope(body: u64, header: &'static [u8]) -> EnvelopeRecord {
     EnvelopeRecord {
         meta: EnvelopeMeta {
-            body_id: BodyId(body),
+            body: BodyRef::Shared(BodyId(body)),
             stored_at: 1_000 + body,
             expires_at: 9_000 + body,
             size: 512 + u32::try_from(header.len()).unwrap(),
         },
         sealed_header: Bytes::from_static(header),
+        body: None,
     }
+}
+
+/// An envelope holding its body, of the send `message_id(n)`.
+fn inline_envelope(n: u8, header: &'static [u8], body: &'static [u8]) -> EnvelopeRecord {
+    EnvelopeRecord {
+        meta: EnvelopeMeta {
+            body: BodyRef::Inline(message_id(n)),
+            stored_at: 2_000 + u64::from(n),
+            expires_at: 8_000 + u64::from(n),
+            size: u32::try_from(header.len() + body.len()).unwrap(),
+        },
+        sealed_header: Bytes::from_static(header),
+        body: Some(Bytes::from_static(body)),
+    }
+}
+
+/// An envelope of the body with the highest id.
+fn top_body_envelope() -> EnvelopeRecord {
+    let mut record = envelope(0, b"");
+    record.meta.body = BodyRef::Shared(BodyId(u64::MAX));
+    record
 }
 
 fn put_envelope(mailbox: MailboxId, seq: u64, record: EnvelopeRecord) -> Mutation {
@@ -66,6 +89,26 @@ fn commit(store: &dyn MailboxStore, mutations: Vec<Mutation>) {
     store.commit(&[Batch { mutations }]).unwrap();
 }
 
+/// Everything a store answers about the fixtures' key domain: the start-up
+/// snapshot, the envelope index of mailboxes 0–4 and send records 0–4.
+type Everything = (Snapshot, Vec<MailboxIndex>, Vec<Option<SendRecord>>);
+
+fn everything(store: &dyn MailboxStore) -> Everything {
+    let indexes = (0..5)
+        .map(|n| store.load_mailbox(&mailbox(n)).unwrap())
+        .collect();
+    let records = (0..5)
+        .map(|n| store.read_send_record(&message_id(n)).unwrap())
+        .collect();
+    (store.load().unwrap(), indexes, records)
+}
+
+/// The seqs of a mailbox's stored envelopes.
+fn seqs(store: &dyn MailboxStore, n: u8) -> Vec<u64> {
+    let index = store.load_mailbox(&mailbox(n)).unwrap();
+    index.envelopes.iter().map(|(seq, _)| *seq).collect()
+}
+
 fn temp_fjall() -> (TempDir, FjallStore) {
     let dir = tempfile::tempdir().unwrap();
     let store = FjallStore::open(dir.path()).unwrap();
@@ -76,6 +119,11 @@ fn temp_fjall() -> (TempDir, FjallStore) {
 
 fn empty_store_holds_nothing(store: &dyn MailboxStore) {
     assert_eq!(store.load().unwrap(), Snapshot::default());
+    assert_eq!(
+        store.load_mailbox(&mailbox(1)).unwrap(),
+        MailboxIndex::default()
+    );
+    assert_eq!(store.read_send_record(&message_id(1)).unwrap(), None);
     assert_eq!(store.read_envelope(&mailbox(1), 0).unwrap(), None);
     assert_eq!(store.read_body(BodyId(0)).unwrap(), None);
     assert_eq!(store.read_signed_bundle(&mailbox(1)).unwrap(), None);
@@ -93,7 +141,7 @@ fn mailboxes_are_stored_and_updated(store: &dyn MailboxStore) {
         ],
     );
     let updated = MailboxRecord {
-        next_seq: 99,
+        reserved_seq: 99,
         ..record(1)
     };
     commit(
@@ -139,21 +187,52 @@ fn envelopes_load_in_mailbox_then_seq_order(store: &dyn MailboxStore) {
             put_envelope(mailbox(1), u64::MAX, envelope(3, b"last")),
         ],
     );
-    let order: Vec<_> = store
-        .load()
-        .unwrap()
-        .envelopes
+    let order: Vec<_> = [0, 1, 2, 3]
         .into_iter()
-        .map(|(mailbox, seq, meta)| (mailbox, seq, meta.body_id))
+        .flat_map(|m| {
+            let index = store.load_mailbox(&mailbox(m)).unwrap();
+            index
+                .envelopes
+                .into_iter()
+                .map(move |(seq, meta)| (mailbox(m), seq, meta.body))
+        })
         .collect();
     let expected = [(1, 2, 1), (1, 256, 1), (1, u64::MAX, 3), (2, 0, 5)]
-        .map(|(m, seq, body)| (mailbox(m), seq, BodyId(body)));
+        .map(|(m, seq, body)| (mailbox(m), seq, BodyRef::Shared(BodyId(body))));
     assert_eq!(order, expected);
     let read = store.read_envelope(&mailbox(1), 256).unwrap();
     assert_eq!(read, Some(envelope(1, b"header-256")));
-    assert_eq!(store.load().unwrap().envelopes[0].2, envelope(1, b"").meta);
+    let first = store.load_mailbox(&mailbox(1)).unwrap().envelopes[0];
+    assert_eq!(first, (2, envelope(1, b"").meta));
     assert_eq!(store.read_envelope(&mailbox(1), 3).unwrap(), None);
     assert_eq!(store.read_envelope(&mailbox(2), 256).unwrap(), None);
+}
+
+fn inline_envelopes_are_one_record(store: &dyn MailboxStore) {
+    commit(
+        store,
+        vec![
+            put_envelope(mailbox(1), 7, inline_envelope(1, b"header", b"the body")),
+            put_envelope(mailbox(1), 8, inline_envelope(2, b"", b"")),
+        ],
+    );
+    let read = store.read_envelope(&mailbox(1), 7).unwrap();
+    assert_eq!(read, Some(inline_envelope(1, b"header", b"the body")));
+    let read = store.read_envelope(&mailbox(1), 8).unwrap();
+    assert_eq!(read, Some(inline_envelope(2, b"", b"")));
+    let index = store.load_mailbox(&mailbox(1)).unwrap();
+    let metas: Vec<_> = index.envelopes.iter().map(|e| e.1).collect();
+    assert_eq!(
+        metas,
+        [
+            inline_envelope(1, b"header", b"the body").meta,
+            inline_envelope(2, b"", b"").meta
+        ]
+    );
+    assert!(index.body_refs.is_empty(), "no body of its own");
+    assert_eq!(store.load().unwrap().next_body, 0);
+    commit(store, vec![Mutation::DeleteEnvelope(mailbox(1), 7)]);
+    assert_eq!(store.read_envelope(&mailbox(1), 7).unwrap(), None);
 }
 
 fn deleted_envelopes_are_gone(store: &dyn MailboxStore) {
@@ -170,14 +249,7 @@ fn deleted_envelopes_are_gone(store: &dyn MailboxStore) {
         store.read_envelope(&mailbox(1), 2).unwrap(),
         Some(envelope(1, b"two"))
     );
-    let seqs: Vec<u64> = store
-        .load()
-        .unwrap()
-        .envelopes
-        .iter()
-        .map(|e| e.1)
-        .collect();
-    assert_eq!(seqs, [2]);
+    assert_eq!(seqs(store, 1), [2]);
 }
 
 fn bodies_are_reference_counted(store: &dyn MailboxStore) {
@@ -203,13 +275,23 @@ fn bodies_are_reference_counted(store: &dyn MailboxStore) {
         Some(&b""[..])
     );
     assert_eq!(store.read_body(BodyId(u64::MAX)).unwrap(), Some(large));
-    commit(store, vec![Mutation::SetBodyRefs(BodyId(1), 1)]);
-    let refs = store.load().unwrap().body_refs;
-    assert_eq!(
-        refs,
-        [(BodyId(1), 1), (BodyId(2), 1), (BodyId(u64::MAX), 1)]
+    commit(
+        store,
+        vec![
+            Mutation::SetBodyRefs(BodyId(1), 1),
+            put_envelope(mailbox(1), 1, envelope(1, b"")),
+            put_envelope(mailbox(1), 2, envelope(2, b"")),
+            put_envelope(mailbox(1), 3, envelope(2, b"")),
+            put_envelope(mailbox(2), 1, top_body_envelope()),
+            put_envelope(mailbox(2), 2, envelope(7, b"no body")),
+        ],
     );
+    let refs = store.load_mailbox(&mailbox(1)).unwrap().body_refs;
+    assert_eq!(refs, [(BodyId(1), 1), (BodyId(2), 1)], "each body once");
+    let refs = store.load_mailbox(&mailbox(2)).unwrap().body_refs;
+    assert_eq!(refs, [(BodyId(u64::MAX), 1)], "a missing count is left out");
     assert!(store.read_body(BodyId(1)).unwrap().is_some());
+    assert_eq!(store.load().unwrap().next_body, u64::MAX, "saturates");
     commit(
         store,
         vec![
@@ -219,7 +301,15 @@ fn bodies_are_reference_counted(store: &dyn MailboxStore) {
     );
     assert_eq!(store.read_body(BodyId(1)).unwrap(), None);
     assert_eq!(store.read_body(BodyId(u64::MAX)).unwrap(), None);
-    assert_eq!(store.load().unwrap().body_refs, [(BodyId(2), 1)]);
+    assert_eq!(
+        store.load_mailbox(&mailbox(1)).unwrap().body_refs,
+        [(BodyId(2), 1)]
+    );
+    assert_eq!(
+        store.load().unwrap().next_body,
+        3,
+        "one past the highest body"
+    );
 }
 
 fn bundles_are_replaced(store: &dyn MailboxStore) {
@@ -288,13 +378,14 @@ fn send_records_are_remembered_and_forgotten(store: &dyn MailboxStore) {
             Mutation::PutSendRecord(message_id(1), first.clone()),
         ],
     );
-    let records = store.load().unwrap().send_records;
+    assert_eq!(store.read_send_record(&message_id(1)).unwrap(), Some(first));
     assert_eq!(
-        records,
-        [(message_id(1), first), (message_id(2), empty.clone())]
+        store.read_send_record(&message_id(2)).unwrap(),
+        Some(empty.clone())
     );
     commit(store, vec![Mutation::DeleteSendRecord(message_id(1))]);
-    assert_eq!(store.load().unwrap().send_records, [(message_id(2), empty)]);
+    assert_eq!(store.read_send_record(&message_id(1)).unwrap(), None);
+    assert_eq!(store.read_send_record(&message_id(2)).unwrap(), Some(empty));
 }
 
 fn registration_uses_are_overwritten(store: &dyn MailboxStore) {
@@ -349,7 +440,7 @@ fn batch_order_decides(store: &dyn MailboxStore) {
         }])
         .unwrap();
     store.commit(&across_batches).unwrap();
-    assert_eq!(store.load().unwrap(), Snapshot::default());
+    assert_eq!(everything(store), everything(&MemoryStore::new()));
     assert_eq!(store.read_envelope(&mailbox(1), 4).unwrap(), None);
     assert_eq!(store.read_body(BodyId(2)).unwrap(), None);
     // Delete first, put second: the put stays.
@@ -357,11 +448,12 @@ fn batch_order_decides(store: &dyn MailboxStore) {
     delete_then_put.extend(puts);
     commit(store, delete_then_put);
     let snapshot = store.load().unwrap();
-    assert_eq!(snapshot.envelopes.len(), 1);
-    assert_eq!(snapshot.body_refs, [(BodyId(3), 2)]);
+    let index = store.load_mailbox(&mailbox(3)).unwrap();
+    assert_eq!(index.envelopes.len(), 1);
+    assert_eq!(index.body_refs, [(BodyId(3), 2)]);
     assert_eq!(snapshot.send_tokens, [(mailbox(3), token(3))]);
     assert_eq!(snapshot.prekeys.len(), 1);
-    assert_eq!(snapshot.send_records.len(), 1);
+    assert!(store.read_send_record(&message_id(3)).unwrap().is_some());
 }
 
 fn empty_commits_change_nothing(store: &dyn MailboxStore) {
@@ -383,9 +475,9 @@ fn batches_of_one_commit_all_apply(store: &dyn MailboxStore) {
         .chain([Batch::default()])
         .collect();
     store.commit(&batches).unwrap();
-    let snapshot = store.load().unwrap();
-    assert_eq!(snapshot.envelopes.len(), 3);
-    assert_eq!(snapshot.body_refs.len(), 3);
+    let index = store.load_mailbox(&mailbox(1)).unwrap();
+    assert_eq!(index.envelopes.len(), 3);
+    assert_eq!(index.body_refs.len(), 3);
 }
 
 macro_rules! conformance {
@@ -399,17 +491,22 @@ macro_rules! conformance {
             )*
         }
 
-        /// Each check, then a reopen that must load the same snapshot.
+        /// Each check, then a reopen that must read the same again, and
+        /// a flush and reopen after which nothing changed either.
         mod fjall_store {
             $(
                 #[test]
                 fn $check() {
                     let (dir, store) = super::temp_fjall();
                     super::$check(&store);
-                    let before = super::MailboxStore::load(&store).unwrap();
+                    let before = super::everything(&store);
                     drop(store);
                     let store = super::FjallStore::open(dir.path()).unwrap();
-                    assert_eq!(super::MailboxStore::load(&store).unwrap(), before);
+                    assert_eq!(super::everything(&store), before);
+                    super::MailboxStore::flush(&store).unwrap();
+                    drop(store);
+                    let store = super::FjallStore::open(dir.path()).unwrap();
+                    assert_eq!(super::everything(&store), before);
                 }
             )*
         }
@@ -421,6 +518,7 @@ conformance!(
     mailboxes_are_stored_and_updated,
     send_tokens_are_added_and_revoked,
     envelopes_load_in_mailbox_then_seq_order,
+    inline_envelopes_are_one_record,
     deleted_envelopes_are_gone,
     bodies_are_reference_counted,
     bundles_are_replaced,
@@ -464,7 +562,7 @@ fn memory_failing_commit_writes_nothing() {
         mutations: vec![put_body(1, b"x", 1)],
     }]);
     assert!(matches!(result, Err(StoreError::Engine(_))));
-    assert_eq!(store.load().unwrap(), Snapshot::default());
+    assert_eq!(everything(&store), everything(&MemoryStore::new()));
     assert_eq!(store.commits(), 0);
     store.set_failing(false);
     commit(&store, vec![put_body(1, b"x", 1)]);

@@ -12,7 +12,7 @@ use crate::core::response;
 use crate::ids::{BodyId, MailboxId};
 use crate::net::hot::HOT_CACHE_BYTES;
 use crate::store::memory::MemoryStore;
-use crate::store::{EnvelopeMeta, EnvelopeRecord, Mutation, Snapshot};
+use crate::store::{BodyRef, EnvelopeMeta, EnvelopeRecord, Mutation, Snapshot};
 
 /// A store whose commits each wait for the test's go-ahead, so the test
 /// controls what queues while a commit runs.
@@ -25,6 +25,22 @@ struct GatedStore {
 impl MailboxStore for GatedStore {
     fn load(&self) -> Result<Snapshot, StoreError> {
         self.inner.load()
+    }
+    fn load_mailbox(&self, mailbox: &MailboxId) -> Result<crate::store::MailboxIndex, StoreError> {
+        self.inner.load_mailbox(mailbox)
+    }
+    fn read_send_record(
+        &self,
+        id: &crate::ids::ClientMessageId,
+    ) -> Result<Option<crate::store::SendRecord>, StoreError> {
+        self.inner.read_send_record(id)
+    }
+    fn expired_send_records(
+        &self,
+        now: crate::ids::Millis,
+        limit: usize,
+    ) -> Result<Vec<crate::ids::ClientMessageId>, StoreError> {
+        self.inner.expired_send_records(now, limit)
     }
     fn commit(&self, batches: &[Batch]) -> Result<(), StoreError> {
         self.entered.lock().unwrap().send(batches.len()).unwrap();
@@ -127,12 +143,13 @@ fn envelope_commit(n: u64) -> Commit {
         seq: n,
         record: EnvelopeRecord {
             meta: EnvelopeMeta {
-                body_id: BodyId(n),
+                body: BodyRef::Shared(BodyId(n)),
                 stored_at: 1,
                 expires_at: 2,
                 size: 10,
             },
             sealed_header: Bytes::from(format!("header {n}")),
+            body: None,
         },
     });
     Commit {

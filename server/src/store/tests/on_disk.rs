@@ -53,6 +53,24 @@ fn fjall_empty_commit_writes_nothing() {
 }
 
 #[test]
+fn fjall_flush_writes_the_memtables_to_disk_tables() {
+    let (dir, store) = temp_fjall();
+    for batches in scenario() {
+        store.commit(&batches).unwrap();
+    }
+    assert_eq!(store.table_counts().0, 0, "all in memtables so far");
+    store.flush().unwrap();
+    let (tables, sealed) = store.table_counts();
+    assert!(tables > 0, "written to disk tables");
+    assert_eq!(sealed, 0, "nothing left waiting for a flush");
+    let before = everything(&store);
+    drop(store);
+    let store = FjallStore::open(dir.path()).unwrap();
+    assert_eq!(everything(&store), before);
+    store.flush().unwrap();
+}
+
+#[test]
 fn fjall_refuses_a_second_open_of_the_same_directory() {
     let (dir, _store) = temp_fjall();
     assert!(matches!(
@@ -94,7 +112,7 @@ fn scenario() -> Vec<Vec<Batch>> {
         Mutation::PutMailbox(
             mailbox(1),
             MailboxRecord {
-                next_seq: 2,
+                reserved_seq: 2,
                 ..record(1)
             },
         ),
@@ -117,11 +135,14 @@ fn fjall_reopen_sees_everything() {
     drop(store);
     let store = FjallStore::open(dir.path()).unwrap();
     let snapshot = store.load().unwrap();
-    assert_eq!(snapshot, memory.load().unwrap());
+    assert_eq!(everything(&store), everything(&memory));
     assert_eq!(snapshot.mailboxes.len(), 2);
-    assert_eq!(snapshot.mailboxes[0].1.next_seq, 2);
-    assert_eq!(snapshot.envelopes.len(), 1);
-    assert_eq!(snapshot.body_refs, [(BodyId(10), 1)]);
+    assert_eq!(snapshot.mailboxes[0].1.reserved_seq, 2);
+    assert_eq!(snapshot.next_body, 11);
+    assert!(seqs(&store, 1).is_empty());
+    let index = store.load_mailbox(&mailbox(2)).unwrap();
+    assert_eq!(index.envelopes.len(), 1);
+    assert_eq!(index.body_refs, [(BodyId(10), 1)]);
     assert_eq!(
         store.read_envelope(&mailbox(2), 1).unwrap(),
         Some(envelope(10, b"to two"))
@@ -160,6 +181,28 @@ fn load(store: &FjallStore) -> Result<(), StoreError> {
     store.load().map(drop)
 }
 
+/// Stores an envelope of mailbox 1 pointing at body `[1; 8]`, then loads
+/// the mailbox (which reads the body's count).
+fn load_mailbox_with_body(store: &FjallStore) -> Result<(), StoreError> {
+    let shared = EnvelopeRecord {
+        meta: EnvelopeMeta {
+            body: BodyRef::Shared(BodyId(u64::from_be_bytes([1; 8]))),
+            ..envelope(0, b"").meta
+        },
+        ..envelope(0, b"")
+    };
+    commit(store, vec![put_envelope(MailboxId([1; 32]), 9, shared)]);
+    load_mailbox_one(store)
+}
+
+fn load_mailbox_one(store: &FjallStore) -> Result<(), StoreError> {
+    store.load_mailbox(&MailboxId([1; 32])).map(drop)
+}
+
+fn read_record_one(store: &FjallStore) -> Result<(), StoreError> {
+    store.read_send_record(&ClientMessageId([1; 16])).map(drop)
+}
+
 fn corruptions() -> Vec<Corruption> {
     let m = |tail: &[u8]| [&[1u8; 32][..], tail].concat();
     let case = |keyspace, key: Vec<u8>, value: &[u8], check| Corruption {
@@ -179,21 +222,24 @@ fn corruptions() -> Vec<Corruption> {
         case(keyspaces::MAILBOXES, vec![1; 31], &valid_mailbox, load),
         case(keyspaces::SEND_TOKENS, m(&[2; 31]), &[1], load),
         // Truncated envelope, unknown version, short key.
-        case(keyspaces::ENVELOPES, seq(1), &[1, 0, 0], load),
+        case(keyspaces::ENVELOPES, seq(1), &[1, 0, 0], load_mailbox_one),
+        case(keyspaces::ENVELOPES, seq(1), &[2, 0, 0], load_mailbox_one),
         case(keyspaces::ENVELOPES, seq(1), &[1, 0, 0], |s| {
             s.read_envelope(&MailboxId([1; 32]), 1).map(drop)
         }),
         case(keyspaces::ENVELOPES, seq(2), &[2; 40], |s| {
             s.read_envelope(&MailboxId([1; 32]), 2).map(drop)
         }),
-        case(keyspaces::ENVELOPES, m(&[0; 3]), &[1; 29], load),
+        case(keyspaces::ENVELOPES, m(&[0; 3]), &[1; 29], load_mailbox_one),
+        // A count of the wrong length, read for an envelope pointing at it.
         case(
             keyspaces::BODY_REFS,
-            seq(5)[32..].to_vec(),
+            [1; 8].to_vec(),
             &[1, 0, 0, 0, 0, 0],
-            load,
+            load_mailbox_with_body,
         ),
-        case(keyspaces::BODY_REFS, vec![5], &[1, 0, 0, 0, 1], load),
+        // The highest body key is short.
+        case(keyspaces::BODY_REFS, vec![0xFF], &[1, 0, 0, 0, 1], load),
         case(
             keyspaces::PREKEYS,
             m(&[3, 0, 0, 0, 0, 0, 0, 0, 0]),
@@ -206,9 +252,14 @@ fn corruptions() -> Vec<Corruption> {
             keyspaces::SEND_RECORDS,
             vec![1; 16],
             &lying_send_record,
-            load,
+            read_record_one,
         ),
-        case(keyspaces::SEND_RECORDS, vec![1; 15], &[1; 13], load),
+        case(
+            keyspaces::SEND_RECORDS,
+            vec![1; 16],
+            &[2; 13],
+            read_record_one,
+        ),
         case(
             keyspaces::REGISTRATION_USES,
             vec![1; 32],
@@ -267,6 +318,73 @@ fn fjall_corrupt_records_are_errors_not_panics() {
             "{what}: {result:?}"
         );
     }
+}
+
+#[test]
+fn fjall_reads_an_envelope_written_in_format_1_by_hand() {
+    let (dir, store) = temp_fjall();
+    drop(store);
+    // 1 ‖ body 4 ‖ stored_at 10 ‖ expires_at 20 ‖ size 30 ‖ header
+    let value = [
+        &[1u8][..],
+        &4u64.to_be_bytes(),
+        &10u64.to_be_bytes(),
+        &20u64.to_be_bytes(),
+        &30u32.to_be_bytes(),
+        b"old header",
+    ]
+    .concat();
+    let key = [&[1u8; 32][..], &6u64.to_be_bytes()].concat();
+    write_raw(
+        dir.path(),
+        &Corruption {
+            keyspace: keyspaces::ENVELOPES,
+            key,
+            value,
+            check: load,
+        },
+    );
+    let store = FjallStore::open(dir.path()).unwrap();
+    let meta = EnvelopeMeta {
+        body: BodyRef::Shared(BodyId(4)),
+        stored_at: 10,
+        expires_at: 20,
+        size: 30,
+    };
+    let index = store.load_mailbox(&MailboxId([1; 32])).unwrap();
+    assert_eq!(index.envelopes, [(6, meta)]);
+    let record = store.read_envelope(&MailboxId([1; 32]), 6).unwrap();
+    assert_eq!(
+        record,
+        Some(EnvelopeRecord {
+            meta,
+            sealed_header: Bytes::from_static(b"old header"),
+            body: None,
+        })
+    );
+}
+
+#[test]
+fn fjall_start_reads_no_envelope() {
+    // A corrupt envelope does not stop a start: envelopes are not read
+    // until their mailbox loads.
+    let (dir, store) = temp_fjall();
+    commit(&store, vec![Mutation::PutMailbox(mailbox(1), record(1))]);
+    drop(store);
+    let key = [&[1u8; 32][..], &6u64.to_be_bytes()].concat();
+    let corrupt = Corruption {
+        keyspace: keyspaces::ENVELOPES,
+        key,
+        value: vec![9, 9, 9],
+        check: load,
+    };
+    write_raw(dir.path(), &corrupt);
+    let store = FjallStore::open(dir.path()).unwrap();
+    assert_eq!(store.load().unwrap().mailboxes.len(), 1);
+    assert!(matches!(
+        store.load_mailbox(&mailbox(1)),
+        Err(StoreError::Corrupt("envelope"))
+    ));
 }
 
 // ---- both stores agree on random histories ----------------------------------
