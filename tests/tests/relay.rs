@@ -379,7 +379,6 @@ fn unknown_request_frame() -> Vec<u8> {
 /// A well-formed send request whose frame is 300 KiB.
 fn oversize_send_frame(bob: &Owner) -> Vec<u8> {
     let send = pb::Send {
-        retry: false,
         client_message_id: Bytes::copy_from_slice(&client_message_id()),
         body: Bytes::from(vec![7u8; 300 * 1024]),
         recipients: vec![pb::Recipient {
