@@ -17,7 +17,8 @@ use crate::fleet::{EndpointPool, Mailbox, connect, run_bounded};
 use crate::relay_process::{ProcessSample, RelayProcess};
 use crate::report::{IdleReport, RunContext};
 
-/// How often opening progress is printed, in connections.
+/// Opening progress is printed every this many connections, or every
+/// tenth of the run if that is more.
 const PROGRESS_STEP: usize = 1000;
 
 /// What to run.
@@ -54,6 +55,7 @@ pub(crate) async fn run(
         plan.concurrency
     );
     let started = Instant::now();
+    let progress_step = PROGRESS_STEP.max(plan.connections / 10);
     let results = run_bounded(
         plan.connections,
         plan.concurrency,
@@ -66,7 +68,7 @@ pub(crate) async fn run(
             }
         },
         |done| {
-            if done % PROGRESS_STEP == 0 {
+            if done % progress_step == 0 {
                 eprintln!(
                     "  {done} done after {:.1} s",
                     started.elapsed().as_secs_f64()
