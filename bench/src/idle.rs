@@ -91,6 +91,9 @@ pub(crate) async fn run(
         .iter()
         .filter(|c| c.quinn_connection().close_reason().is_none())
         .count();
+    for (reason, count) in close_reasons(&clients) {
+        eprintln!("  {count} closed during the run: {reason}");
+    }
     let bench = ProcessSample::of_self()?;
 
     let mut report = IdleReport {
@@ -118,6 +121,19 @@ pub(crate) async fn run(
     drop(clients);
     pool.close(Duration::from_secs(3)).await;
     Ok(report)
+}
+
+/// Why connections closed, and how many for each reason, most common first.
+fn close_reasons(clients: &[RelayClient]) -> Vec<(String, usize)> {
+    let mut reasons = std::collections::HashMap::<String, usize>::new();
+    for client in clients {
+        if let Some(reason) = client.quinn_connection().close_reason() {
+            *reasons.entry(reason.to_string()).or_default() += 1;
+        }
+    }
+    let mut reasons: Vec<_> = reasons.into_iter().collect();
+    reasons.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    reasons
 }
 
 /// The clients that opened, how many failed, and the first failure.
