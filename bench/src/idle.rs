@@ -17,7 +17,8 @@ use crate::fleet::{EndpointPool, Mailbox, connect, run_bounded};
 use crate::relay_process::{ProcessSample, RelayProcess};
 use crate::report::{IdleReport, RunContext};
 
-/// How often opening progress is printed, in connections.
+/// Opening progress is printed every this many connections, or every
+/// tenth of the run if that is more.
 const PROGRESS_STEP: usize = 1000;
 
 /// What to run.
@@ -54,6 +55,7 @@ pub(crate) async fn run(
         plan.concurrency
     );
     let started = Instant::now();
+    let progress_step = PROGRESS_STEP.max(plan.connections / 10);
     let results = run_bounded(
         plan.connections,
         plan.concurrency,
@@ -66,7 +68,7 @@ pub(crate) async fn run(
             }
         },
         |done| {
-            if done % PROGRESS_STEP == 0 {
+            if done % progress_step == 0 {
                 eprintln!(
                     "  {done} done after {:.1} s",
                     started.elapsed().as_secs_f64()
@@ -89,6 +91,9 @@ pub(crate) async fn run(
         .iter()
         .filter(|c| c.quinn_connection().close_reason().is_none())
         .count();
+    for (reason, count) in close_reasons(&clients) {
+        eprintln!("  {count} closed during the run: {reason}");
+    }
     let bench = ProcessSample::of_self()?;
 
     let mut report = IdleReport {
@@ -116,6 +121,19 @@ pub(crate) async fn run(
     drop(clients);
     pool.close(Duration::from_secs(3)).await;
     Ok(report)
+}
+
+/// Why connections closed, and how many for each reason, most common first.
+fn close_reasons(clients: &[RelayClient]) -> Vec<(String, usize)> {
+    let mut reasons = std::collections::HashMap::<String, usize>::new();
+    for client in clients {
+        if let Some(reason) = client.quinn_connection().close_reason() {
+            *reasons.entry(reason.to_string()).or_default() += 1;
+        }
+    }
+    let mut reasons: Vec<_> = reasons.into_iter().collect();
+    reasons.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    reasons
 }
 
 /// The clients that opened, how many failed, and the first failure.

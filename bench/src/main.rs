@@ -42,6 +42,10 @@ use crate::workload::{Pacing, ThroughputPlan};
 /// The relay refuses connections beyond this by default (`max_connections`).
 const RELAY_DEFAULT_MAX_CONNECTIONS: usize = 20_000;
 
+/// The relay refuses connections from one address beyond this by default
+/// (`max_connections_per_ip`); every benchmark client comes from 127.0.0.1.
+const RELAY_DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 256;
+
 /// Extra time allowed beyond a run's phases for setting up and tearing
 /// down; past it the benchmark gives up.
 const SETUP_BUDGET: Duration = Duration::from_secs(15 * 60);
@@ -247,8 +251,8 @@ const THROUGHPUT_LIMITS: [(&str, &str); 4] = [
 ];
 
 /// The relay's `HEARTH_*` settings: the log filter, the benchmark's limits,
-/// a connection cap above `connections` if the default is too low, then the
-/// user's `--relay-env` pairs.
+/// connection caps (total and per address) above `connections` where the
+/// defaults are too low, then the user's `--relay-env` pairs.
 fn relay_env(
     common: &CommonArgs,
     connections: usize,
@@ -264,6 +268,12 @@ fn relay_env(
     let needed = connections + 100;
     if needed > RELAY_DEFAULT_MAX_CONNECTIONS {
         env.push(("HEARTH_MAX_CONNECTIONS".to_owned(), needed.to_string()));
+    }
+    if needed > RELAY_DEFAULT_MAX_CONNECTIONS_PER_IP {
+        env.push((
+            "HEARTH_MAX_CONNECTIONS_PER_IP".to_owned(),
+            needed.to_string(),
+        ));
     }
     env.extend(common.relay_env.iter().cloned());
     env
@@ -349,6 +359,16 @@ mod tests {
         assert!(!few.iter().any(|(k, _)| k == "HEARTH_MAX_CONNECTIONS"));
         let many = relay_env(&common(vec![]), 30_000, &[]);
         assert!(many.contains(&("HEARTH_MAX_CONNECTIONS".into(), "30100".into())));
+    }
+
+    #[test]
+    fn relay_env_raises_the_per_address_cap_for_more_than_it_allows() {
+        let key = "HEARTH_MAX_CONNECTIONS_PER_IP";
+        let few = relay_env(&common(vec![]), 100, &[]);
+        assert!(!few.iter().any(|(k, _)| k == key));
+        let many = relay_env(&common(vec![]), 100_000, &[]);
+        assert!(many.contains(&(key.into(), "100100".into())));
+        assert!(many.contains(&("HEARTH_MAX_CONNECTIONS".into(), "100100".into())));
     }
 
     #[test]

@@ -14,12 +14,22 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 
-/// Request streams one connection may have open at once.
-const MAX_REQUESTS_PER_CONNECTION: u32 = 256;
+/// Bidirectional streams a client may have open at once: its control
+/// stream and a few large uploads on streams of their own (DESIGN.md
+/// section 3). quinn keeps an entry per allowed stream in two maps for the
+/// connection's whole life, about 85 bytes each: 256 cost 22 KiB per idle
+/// connection, 16 cost 1.3 KiB (docs/BENCHMARKS.md, idle connections).
+const MAX_STREAMS_PER_CONNECTION: u32 = 16;
 
 /// How many full frames a connection may have in flight towards the relay
-/// before flow control makes it wait (bounds memory per connection).
-const FRAMES_PER_CONNECTION_WINDOW: u64 = 16;
+/// before flow control makes it wait, and how many the relay keeps unacked
+/// towards a client. These windows allocate nothing up front; they bound
+/// what one connection can make the relay buffer (quinn does not tune them).
+const FRAMES_PER_CONNECTION_WINDOW: u64 = 4;
+
+// A control stream and at least one large upload beside it, each with room
+// for a full frame.
+const _: () = assert!(MAX_STREAMS_PER_CONNECTION >= 2 && FRAMES_PER_CONNECTION_WINDOW >= 2);
 
 /// Why the endpoint could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -67,16 +77,16 @@ pub(super) fn bind(
     .map_err(socket_error)
 }
 
-/// Transport settings: keep-alive, idle timeout, GSO, stream limits and
-/// receive windows sized for the frame limit.
+/// Transport settings: keep-alive, idle timeout, GSO, stream limits,
+/// windows sized for the frame limit, and no path MTU discovery.
 fn transport(config: &Config) -> Result<TransportConfig, EndpointError> {
     let frame_window =
         (config.core.max_frame_bytes as u64).saturating_add(frame::MAX_PREFIX_LEN as u64);
     let stream_window =
         VarInt::from_u64(frame_window).map_err(|_| EndpointError::OutOfRange("max_frame_bytes"))?;
-    let connection_window =
-        VarInt::from_u64(frame_window.saturating_mul(FRAMES_PER_CONNECTION_WINDOW))
-            .map_err(|_| EndpointError::OutOfRange("max_frame_bytes"))?;
+    let connection_bytes = frame_window.saturating_mul(FRAMES_PER_CONNECTION_WINDOW);
+    let connection_window = VarInt::from_u64(connection_bytes)
+        .map_err(|_| EndpointError::OutOfRange("max_frame_bytes"))?;
     let idle_timeout = match config.idle_timeout {
         Duration::ZERO => None,
         timeout => Some(
@@ -88,11 +98,16 @@ fn transport(config: &Config) -> Result<TransportConfig, EndpointError> {
 
     let mut transport = TransportConfig::default();
     transport
-        .max_concurrent_bidi_streams(VarInt::from_u32(MAX_REQUESTS_PER_CONNECTION))
+        .max_concurrent_bidi_streams(VarInt::from_u32(MAX_STREAMS_PER_CONNECTION))
         // Clients open no unidirectional streams; deliveries go the other way.
         .max_concurrent_uni_streams(VarInt::from_u32(0))
         .stream_receive_window(stream_window)
         .receive_window(connection_window)
+        .send_window(connection_bytes)
+        // A probe grows quinn's per-connection send buffer from 1,200 to
+        // 2,400 bytes for the connection's life (1.3 KiB per idle
+        // connection); the relay's frames gain little from larger packets.
+        .mtu_discovery_config(None)
         .keep_alive_interval(keep_alive)
         .max_idle_timeout(idle_timeout)
         .enable_segmentation_offload(config.gso)
