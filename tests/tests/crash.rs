@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use hearth_client::{ClientError, ConnectOptions, RelayAddress, RelayClient, RelayErrorCode};
+use hearth_client::{
+    ClientError, ConnectOptions, OutgoingSend, RelayAddress, RelayClient, RelayErrorCode,
+};
 use hearth_tests::{Owner, RelayProcess, drain_and_ack, within_for};
 use rand::RngExt as _;
 
@@ -84,6 +86,9 @@ async fn send_until_stopped(
 ) -> SenderReport {
     let mut client: Option<RelayClient> = None;
     let (mut seq, mut retries, mut connects, mut failed_connects) = (0u32, 0u32, 0u32, 0u32);
+    // Whether message `seq` may have reached the relay already: a resend is
+    // marked, so the relay looks for the original (DESIGN.md section 3).
+    let mut resending = false;
     while !stop.load(Ordering::SeqCst) {
         let Some(connected) = &client else {
             match RelayClient::connect_with(&address, impatient()).await {
@@ -98,13 +103,23 @@ async fn send_until_stopped(
             }
             continue;
         };
-        let sent = connected.send_one(
-            message_id(run, sender, seq),
-            to.recipient(),
-            body(sender, seq),
-        );
+        let sent = connected.send(OutgoingSend {
+            client_message_id: message_id(run, sender, seq),
+            body: body(sender, seq),
+            recipients: vec![to.recipient()],
+            retry: resending,
+        });
         match tokio::time::timeout(SEND_TIMEOUT, sent).await {
-            Ok(Ok(())) => seq += 1,
+            Ok(Ok(results)) => match results.first() {
+                Some(Ok(())) => {
+                    seq += 1;
+                    resending = false;
+                }
+                Some(Err(code)) => {
+                    panic!("sender {sender}: the relay refused message {seq}: {code}")
+                }
+                None => panic!("sender {sender}: no result for message {seq}"),
+            },
             Ok(Err(ClientError::Relay {
                 code: RelayErrorCode::RateLimited | RelayErrorCode::ShuttingDown,
                 ..
@@ -118,6 +133,7 @@ async fn send_until_stopped(
             Ok(Err(_)) | Err(_) => {
                 client = None;
                 retries += 1;
+                resending = true;
             }
         }
     }

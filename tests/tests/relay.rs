@@ -239,8 +239,8 @@ async fn wrong_and_revoked_send_tokens_are_unauthorized_and_store_nothing() {
     relay.shutdown().await;
     assert_eq!(
         stored_counts(relay.data_dir()),
-        (1, 1),
-        "refused sends stored nothing"
+        (0, 1),
+        "refused sends stored nothing (a 1:1 body is inside its envelope)"
     );
 }
 
