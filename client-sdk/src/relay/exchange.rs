@@ -369,13 +369,17 @@ fn take_queued(control: &Control, generation: u64) -> Vec<u8> {
     }
     for (mailbox, pending) in state.acks.drain() {
         let seqs: Vec<u64> = pending.seqs.into_iter().collect();
-        let mut chunks = seqs.chunks(MAX_ACK_SEQS);
-        let mut first = Some(chunks.next().unwrap_or_default());
+        // At least one frame (it may carry only `through`); the bound goes
+        // in the first, the seqs in pieces the relay accepts.
         let mut through = pending.through;
-        while let Some(chunk) = first.take().or_else(|| chunks.next()) {
+        let mut pieces: Vec<&[u64]> = seqs.chunks(MAX_ACK_SEQS).collect();
+        if pieces.is_empty() {
+            pieces.push(&[]);
+        }
+        for piece in pieces {
             let ack = request(pb::request::Kind::Ack(pb::Ack {
                 mailbox_id: Bytes::copy_from_slice(&mailbox),
-                seqs: chunk.to_vec(),
+                seqs: piece.to_vec(),
                 through: through.take(),
             }));
             ack.encode_length_delimited(&mut out)

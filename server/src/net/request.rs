@@ -75,7 +75,7 @@ pub(super) async fn serve(context: StreamContext, (mut send, mut recv): (SendStr
         tokio::select! {
             biased;
             Some((id, response)) = pending.next(), if !pending.is_empty() => {
-                queue(&mut out, id, &response, &mut woken);
+                queue(&mut out, id, response, &mut woken);
             }
             read = recv.read_chunk(splitter.room(), true),
                 if reading && pending.len() < MAX_PENDING_PER_STREAM =>
@@ -109,7 +109,7 @@ pub(super) async fn serve(context: StreamContext, (mut send, mut recv): (SendStr
         // Everything else already answered goes out in the same write.
         while let Some(Some((id, response))) = futures_util::FutureExt::now_or_never(pending.next())
         {
-            queue(&mut out, id, &response, &mut woken);
+            queue(&mut out, id, response, &mut woken);
         }
         if !out.is_empty() {
             let chunk = Bytes::from(std::mem::take(&mut out));
@@ -176,7 +176,7 @@ async fn handle(
             ErrorCode::Internal,
             "the relay could not read its registration tokens",
         );
-        queue(out, id, &refused, woken);
+        queue(out, id, refused, woken);
         return;
     }
     // Loads what the core needs first; commits are queued under the lock,
@@ -186,7 +186,7 @@ async fn handle(
         Handled::Queued(pending) => Ok(pending),
     };
     match commit {
-        Err(response) => queue(out, id, &response, woken),
+        Err(response) => queue(out, id, response, woken),
         // Deleting acknowledged envelopes needs no answer; a failed commit
         // stops the relay, and the envelopes come again after a restart.
         Ok(_) if is_ack => {}
@@ -205,17 +205,14 @@ async fn handle(
 }
 
 /// Appends `response`, answering request `id`, to the bytes to write.
-fn queue(out: &mut Vec<u8>, id: u64, response: &pb::Response, woken: &mut bool) {
+fn queue(out: &mut Vec<u8>, id: u64, mut response: pb::Response, woken: &mut bool) {
     if matches!(
         response.kind,
         Some(pb::response::Kind::Authenticated(_) | pb::response::Kind::Registered(_))
     ) {
         *woken = true;
     }
-    let response = pb::Response {
-        id,
-        kind: response.kind.clone(),
-    };
+    response.id = id;
     response
         .encode_length_delimited(out)
         .unwrap_or_else(|_| unreachable!("a Vec grows as needed"));
@@ -226,7 +223,7 @@ fn queue(out: &mut Vec<u8>, id: u64, response: &pb::Response, woken: &mut bool) 
 fn bad_frame(context: &StreamContext, id: u64, bad: &FrameError, out: &mut Vec<u8>) {
     debug!(conn = ?context.conn, error = %bad, "malformed request frame");
     let verdict = context.shell.core().handle_bad_frame(context.conn, bad);
-    queue(out, id, &verdict.response, &mut false);
+    queue(out, id, verdict.response, &mut false);
     if verdict.close {
         debug!(conn = ?context.conn, "closing a connection that keeps sending malformed frames");
         context
@@ -385,11 +382,11 @@ mod tests {
     fn responses_carry_their_request_id_and_frame_back_to_back() {
         let mut out = Vec::new();
         let mut woken = false;
-        queue(&mut out, 3, &error(ErrorCode::BadRequest, "no"), &mut woken);
+        queue(&mut out, 3, error(ErrorCode::BadRequest, "no"), &mut woken);
         assert!(!woken);
         let authenticated =
             crate::core::response(pb::response::Kind::Authenticated(pb::Authenticated {}));
-        queue(&mut out, 4, &authenticated, &mut woken);
+        queue(&mut out, 4, authenticated, &mut woken);
         assert!(woken, "an authentication wakes the delivery task");
         let mut splitter = FrameSplitter::new(1024);
         splitter.push(&out);
