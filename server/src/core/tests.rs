@@ -62,6 +62,18 @@ fn request(kind: Req) -> pb::Request {
     }
 }
 
+/// Each owner as a recipient with its own token and a 48-byte header of
+/// `header` bytes.
+fn recipients_of(to: &[&Owner], header: u8) -> Vec<pb::Recipient> {
+    to.iter()
+        .map(|owner| pb::Recipient {
+            mailbox_id: owner.mailbox.0.to_vec().into(),
+            send_token: owner.token.clone().into(),
+            sealed_header: vec![header; 48].into(),
+        })
+        .collect()
+}
+
 /// A first attempt at sending `body` to `owner` alone, with header `h`.
 fn one_to_one(owner: &Owner, id: u8, body: &'static [u8]) -> pb::Send {
     pb::Send {
@@ -247,6 +259,11 @@ impl Harness {
             recipients,
             retry: false,
         };
+        self.send_request(client, send)
+    }
+
+    /// Sends `send` as given; the per-recipient results.
+    fn send_request(&mut self, client: &Client, send: pb::Send) -> Vec<ErrorCode> {
         match self.call(client, Req::Send(send)).kind {
             Some(Resp::SendResult(r)) => r.results.iter().map(|r| r.code()).collect(),
             other => panic!("unexpected {other:?}"),

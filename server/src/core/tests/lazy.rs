@@ -11,24 +11,13 @@ fn circle_send(
     to: &[&Owner],
     retry: bool,
 ) -> Vec<ErrorCode> {
-    let recipients = to
-        .iter()
-        .map(|owner| pb::Recipient {
-            mailbox_id: owner.mailbox.0.to_vec().into(),
-            send_token: owner.token.clone().into(),
-            sealed_header: vec![id; 48].into(),
-        })
-        .collect();
     let send = pb::Send {
         client_message_id: vec![id; 16].into(),
         body: Bytes::from_static(b"sealed body"),
-        recipients,
+        recipients: recipients_of(to, id),
         retry,
     };
-    match h.call(client, Req::Send(send)).kind {
-        Some(Resp::SendResult(r)) => r.results.iter().map(|r| r.code()).collect(),
-        other => panic!("unexpected {other:?}"),
-    }
+    h.send_request(client, send)
 }
 
 #[test]

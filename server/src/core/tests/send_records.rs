@@ -30,24 +30,13 @@ fn send_marked(
     to: &[&Owner],
     retry: bool,
 ) -> Vec<ErrorCode> {
-    let recipients = to
-        .iter()
-        .map(|owner| pb::Recipient {
-            mailbox_id: owner.mailbox.0.to_vec().into(),
-            send_token: owner.token.clone().into(),
-            sealed_header: vec![1; 48].into(),
-        })
-        .collect();
     let send = pb::Send {
         client_message_id: message_id(n).to_vec().into(),
         body: Bytes::from_static(b"sealed"),
-        recipients,
+        recipients: recipients_of(to, 1),
         retry,
     };
-    match h.call(client, Req::Send(send)).kind {
-        Some(Resp::SendResult(r)) => r.results.iter().map(|r| r.code()).collect(),
-        other => panic!("unexpected {other:?}"),
-    }
+    h.send_request(client, send)
 }
 
 /// The ids of the send records the store holds.
