@@ -220,7 +220,9 @@ async fn relay_logs_hold_no_tokens_mailbox_ids_or_content() {
     let bad = within("bad frame", sender.request_raw(&[0x03, 0xff, 0xff, 0xff])).await;
     assert_refused(bad, RelayErrorCode::BadFrame);
     let delivered = drain(&bob_client, 1, DRAIN).await;
-    bob_client.ack_through(bob.mailbox_id, delivered[0].seq).unwrap();
+    bob_client
+        .ack_through(bob.mailbox_id, delivered[0].seq)
+        .unwrap();
     within(
         "revoke",
         bob_client.revoke_send_token(bob.mailbox_id, &bob.send_token),
