@@ -22,6 +22,7 @@ use hearth_relay::tls::RelayIdentity;
 /// entry by entry while holding a lock, which glibc's malloc makes slow
 /// enough to stall commits (p99 at 7,500 sends/s: 24–58 ms with glibc,
 /// 15–19 ms with jemalloc; docs/BENCHMARKS.md).
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
