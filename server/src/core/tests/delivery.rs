@@ -4,6 +4,20 @@
 
 use super::*;
 
+/// Alice online with envelopes 0, 1 and 2 delivered (not acknowledged) on
+/// her connection, and the sender's connection.
+fn three_delivered() -> (Harness, Owner, Client, Client) {
+    let mut h = Harness::new(open_config());
+    let alice = Owner::new(1);
+    let owner = h.owner_online(&alice);
+    let sender = h.connect();
+    for id in 1..=3 {
+        h.send(&sender, id, b"x", &[(&alice, &alice.token)]);
+    }
+    assert_eq!(h.deliveries(&owner), [0, 1, 2]);
+    (h, alice, owner, sender)
+}
+
 #[test]
 fn deliveries_wait_for_durability_and_come_in_order() {
     let mut h = Harness::new(open_config());
@@ -28,14 +42,7 @@ fn deliveries_wait_for_durability_and_come_in_order() {
 
 #[test]
 fn a_cumulative_ack_deletes_what_this_connection_was_delivered_up_to_its_bound() {
-    let mut h = Harness::new(open_config());
-    let alice = Owner::new(1);
-    let owner = h.owner_online(&alice);
-    let sender = h.connect();
-    for id in 1..=3 {
-        h.send(&sender, id, b"x", &[(&alice, &alice.token)]);
-    }
-    assert_eq!(h.deliveries(&owner), [0, 1, 2]);
+    let (mut h, alice, owner, sender) = three_delivered();
     // Stored after the delivery: not in flight, so `through` can't reach it.
     h.send(&sender, 4, b"x", &[(&alice, &alice.token)]);
     let r = h.ack_through(&owner, &alice, 1);
@@ -66,14 +73,7 @@ fn a_cumulative_ack_deletes_what_this_connection_was_delivered_up_to_its_bound()
 
 #[test]
 fn acks_delete_and_unacked_envelopes_come_back_after_reconnect() {
-    let mut h = Harness::new(open_config());
-    let alice = Owner::new(1);
-    let owner = h.owner_online(&alice);
-    let sender = h.connect();
-    for id in 1..=3 {
-        h.send(&sender, id, b"x", &[(&alice, &alice.token)]);
-    }
-    assert_eq!(h.deliveries(&owner), [0, 1, 2]);
+    let (mut h, alice, owner, _sender) = three_delivered();
     let r = h.ack(&owner, &alice, &[0, 1, 99]);
     assert_eq!(code_of(&r), None, "an unknown seq is no error");
     assert_eq!(
